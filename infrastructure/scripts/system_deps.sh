@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Checks the system packages the Spark jobs need: a Java 17 runtime and the PostgreSQL JDBC driver
+# (Debian's libpostgresql-jdbc-java; Maven is unreachable here, so no jar is downloaded at run time).
+# Installs them with apt-get when running as root, otherwise says exactly what to install.
+set -euo pipefail
+jar="${1:-/usr/share/java/postgresql.jar}"
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+[ -f "$jar" ] || missing+=(libpostgresql-jdbc-java)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing system packages: ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -f "$jar" ] || { echo "[setup] ERROR: $jar still missing after installing libpostgresql-jdbc-java" >&2; exit 1; }
+else
+  echo "[setup] ERROR: missing system packages: ${missing[*]}" >&2
+  echo "        install them as root:  apt-get install ${missing[*]}" >&2
+  exit 1
+fi

@@ -1,0 +1,1 @@
+"""KPIdelivery MLOps jobs: Spark transformations (pure) and thin entrypoints that do the I/O."""

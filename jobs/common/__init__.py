@@ -1,0 +1,1 @@
+"""Shared plumbing: configuration, PostgreSQL, Spark, object store, logging, rule mechanism, GX gate."""

@@ -1,0 +1,193 @@
+"""Typed configuration, read once from the environment and the project's `.env` (development defaults).
+
+Environment variables win over `.env`. Nothing here runs at import time: call `load_settings()`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ENV_FILE = PROJECT_ROOT / ".env"
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _project_path(value: Path) -> Path:
+    """Relative paths in settings are relative to the project root, not to the caller's cwd."""
+    return value if value.is_absolute() else PROJECT_ROOT / value
+
+
+class _Section(BaseSettings):
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", frozen=True)
+
+
+class PostgresSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="POSTGRES_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: SecretStr = SecretStr("")
+    db: str = "kpidelivery"
+    embedded: Literal["auto", "never", "always"] = "auto"
+
+    @field_validator("db")
+    @classmethod
+    def _own_database(cls, value: str) -> str:
+        if value in {"postgres", "template0", "template1", "test"}:
+            raise ValueError(f"business data needs its own database, not {value!r}")
+        return value
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "user": self.user,
+            "dbname": dbname or self.db,
+            "connect_timeout": "5",
+            "application_name": "kpidelivery",
+        }
+        if self.password.get_secret_value():
+            parts["password"] = self.password.get_secret_value()
+        return " ".join(f"{k}='{_quote(v)}'" for k, v in parts.items())
+
+    def jdbc_url(self) -> str:
+        # stringtype=unspecified lets text parameters land in uuid/date columns; batched rewrites are
+        # ~2x faster for Spark's JDBC appends (DESIGN.md).
+        return (
+            f"jdbc:postgresql://{self.host}:{self.port}/{self.db}"
+            "?reWriteBatchedInserts=true&stringtype=unspecified&ApplicationName=kpidelivery-spark"
+        )
+
+    def jdbc_properties(self) -> dict[str, str]:
+        props = {"user": self.user, "driver": "org.postgresql.Driver"}
+        if self.password.get_secret_value():
+            props["password"] = self.password.get_secret_value()
+        return props
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+class SparkSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="SPARK_")
+
+    master_url: str = "local[*]"
+    driver_memory: str = "1g"
+    executor_memory: str = "1g"
+    shuffle_partitions: int = Field(8, ge=1)
+    jdbc_jar: Path = Path("/usr/share/java/postgresql.jar")
+    event_log_dir: Path = Path("var/spark-events")
+
+    @field_validator("master_url")
+    @classmethod
+    def _known_master(cls, value: str) -> str:
+        if not (value.startswith(("local", "spark://"))):
+            raise ValueError(f"SPARK_MASTER_URL must be local[...] or spark://host:port, got {value!r}")
+        return value
+
+    @field_validator("event_log_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return _project_path(value)
+
+
+class ObjectStoreSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="")
+
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: str = "minioadmin"
+    s3_secret_access_key: SecretStr = SecretStr("minioadmin")
+    s3_region: str = "us-east-1"
+    object_store_local_root: Path = Path("var/objectstore")
+    ge_artifacts_bucket: str = "ge-artifacts"
+
+    @field_validator("s3_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return value or None
+
+    @field_validator("object_store_local_root")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return _project_path(value)
+
+
+class CryptoSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="CRYPTO_")
+
+    window_days: int = Field(5, ge=1, le=60)
+    date_formats: CsvList = ["yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd"]
+    known_sites: CsvList = ["MLA", "MLB", "MLC", "MCO", "MLM", "MLU", "MPE"]
+    known_cryptos: CsvList = ["BTC", "ETH", "USDT", "USDC", "SOL", "ADA", "XRP", "DOGE"]
+    price_tolerance: float = Field(3.0, gt=1.0)
+    gate_max_reject_share: float = Field(0.20, ge=0.0, le=1.0)
+    gate_min_rows: int = Field(1, ge=0)
+    gate_max_rule_share: float = Field(0.10, ge=0.0, le=1.0)
+    gate_critical: CsvList = ["schema", "row_count", "reject_share"]
+    gen_seed: int = 42
+    gen_events_per_day: int = Field(2000, ge=1)
+    gen_defect_share: float = Field(0.05, ge=0.0, le=0.9)
+
+    _split = field_validator(
+        "date_formats", "known_sites", "known_cryptos", "gate_critical", mode="before"
+    )(_split_csv)
+
+    @field_validator("known_sites", "known_cryptos")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [v.upper() for v in value]
+
+    @model_validator(mode="after")
+    def _formats_supported(self) -> CryptoSettings:
+        from jobs.common.dates import pattern_regex  # local: keeps import light
+
+        for fmt in self.date_formats:
+            pattern_regex(fmt)  # raises a clear ValueError for unsupported patterns
+        return self
+
+    def window(self, logical_date: date, window_days: int | None = None) -> tuple[date, date]:
+        from datetime import timedelta
+
+        days = window_days or self.window_days
+        return logical_date - timedelta(days=days - 1), logical_date
+
+
+class Settings:
+    """All sections, each read lazily; `load_settings()` is the one way to get one."""
+
+    @cached_property
+    def postgres(self) -> PostgresSettings:
+        return PostgresSettings()
+
+    @cached_property
+    def spark(self) -> SparkSettings:
+        return SparkSettings()
+
+    @cached_property
+    def object_store(self) -> ObjectStoreSettings:
+        return ObjectStoreSettings()
+
+    @cached_property
+    def crypto(self) -> CryptoSettings:
+        return CryptoSettings()
+
+    var_dir: Path = PROJECT_ROOT / "var"
+
+
+def load_settings() -> Settings:
+    return Settings()

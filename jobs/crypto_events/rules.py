@@ -1,0 +1,146 @@
+"""The crypto events rule table: the one definition behind the quarantine split and the GX gate.
+
+Predicates read the normalised (`n_*`) and parsed (`p_*`, typed target) columns that
+`jobs.crypto_events.transform.parse_rows` adds. Each defect class has its own code; rules that need a
+value another rule already rejects (e.g. plausibility needs a valid price and date) stay silent, so a
+row with one defect carries one code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from jobs.common.rules import Rule, check_unique_codes
+
+INT_PATTERN = r"^[+-]?[0-9]+$"
+NUMBER_PATTERN = r"^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"  # NaN/Infinity do not match
+
+# Target precision of prod.bt_crypto_events (must match database/sql/init/10_crypto.sql).
+PRICE_TYPE = (20, 8)
+UNITS_TYPE = (24, 10)
+VALUE_TYPE = (24, 8)
+
+SITE_MISSING = "SITE_MISSING"
+SITE_UNKNOWN = "SITE_UNKNOWN"
+USER_ID_INVALID = "USER_ID_INVALID"
+USER_ID_NON_POSITIVE = "USER_ID_NON_POSITIVE"
+DATE_MISSING = "DATE_MISSING"
+DATE_UNPARSEABLE = "DATE_UNPARSEABLE"
+DATE_IMPOSSIBLE = "DATE_IMPOSSIBLE"
+DATE_AFTER_LOGICAL_DATE = "DATE_AFTER_LOGICAL_DATE"
+DATE_BEFORE_WINDOW = "DATE_BEFORE_WINDOW"
+CRYPTO_MISSING = "CRYPTO_MISSING"
+CRYPTO_UNKNOWN = "CRYPTO_UNKNOWN"
+PRICE_INVALID = "PRICE_INVALID"
+PRICE_NON_POSITIVE = "PRICE_NON_POSITIVE"
+PRICE_IMPLAUSIBLE = "PRICE_IMPLAUSIBLE"
+UNITS_INVALID = "UNITS_INVALID"
+UNITS_NON_POSITIVE = "UNITS_NON_POSITIVE"
+NUMERIC_OVERFLOW = "NUMERIC_OVERFLOW"
+DUPLICATE_CONFLICT = "DUPLICATE_CONFLICT"
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    logical_date: date
+    window_start: date
+    known_sites: tuple[str, ...]
+    known_cryptos: tuple[str, ...]
+    price_tolerance: float
+
+
+def crypto_rules(ctx: RuleContext) -> list[Rule]:
+    from pyspark.sql import functions as F
+
+    c = F.col
+
+    def numeric(name: str):
+        return c(name).rlike(NUMBER_PATTERN)
+
+    def user_is_int():
+        return c("n_user_id").rlike(INT_PATTERN)
+
+    price_ok = numeric("n_purchase_price") & c("t_purchase_price").isNotNull()
+    units_ok = numeric("n_purchase_units") & c("t_purchase_units").isNotNull()
+    overflow = (
+        (user_is_int() & c("t_user_id").isNull())
+        | (numeric("n_purchase_price") & c("t_purchase_price").isNull())
+        | (numeric("n_purchase_units") & c("t_purchase_units").isNull())
+        | (price_ok & units_ok & c("t_purchase_value").isNull())
+    )
+    low, high = 1.0 / ctx.price_tolerance, ctx.price_tolerance
+    ratio = c("t_purchase_price") / c("reference_price")
+
+    rules = [
+        Rule(SITE_MISSING, "site_id is missing", lambda: c("n_site_id").isNull()),
+        Rule(
+            SITE_UNKNOWN,
+            f"site_id is not one of the known sites {list(ctx.known_sites)}",
+            lambda: c("n_site_id").isNotNull() & ~c("n_site_id").isin(list(ctx.known_sites)),
+        ),
+        Rule(
+            USER_ID_INVALID,
+            "user_id is missing or not an integer",
+            lambda: c("n_user_id").isNull() | ~user_is_int(),
+        ),
+        Rule(USER_ID_NON_POSITIVE, "user_id is not positive", lambda: c("t_user_id") <= 0),
+        Rule(DATE_MISSING, "purchase_date is missing", lambda: c("n_purchase_date").isNull()),
+        Rule(
+            DATE_UNPARSEABLE,
+            "purchase_date matches none of the accepted formats",
+            lambda: c("n_purchase_date").isNotNull() & ~c("date_shape_ok"),
+        ),
+        Rule(
+            DATE_IMPOSSIBLE,
+            "purchase_date has an accepted format but is not a real calendar date",
+            lambda: c("date_shape_ok") & c("p_purchase_date").isNull(),
+        ),
+        Rule(
+            DATE_AFTER_LOGICAL_DATE,
+            f"purchase_date is after the logical date {ctx.logical_date}",
+            lambda: c("p_purchase_date") > F.lit(ctx.logical_date),
+        ),
+        Rule(
+            DATE_BEFORE_WINDOW,
+            f"purchase_date is before the window start {ctx.window_start}",
+            lambda: c("p_purchase_date") < F.lit(ctx.window_start),
+        ),
+        Rule(CRYPTO_MISSING, "crypto_type is missing", lambda: c("n_crypto_type").isNull()),
+        Rule(
+            CRYPTO_UNKNOWN,
+            f"crypto_type is not one of the known cryptos {list(ctx.known_cryptos)}",
+            lambda: c("n_crypto_type").isNotNull() & ~c("n_crypto_type").isin(list(ctx.known_cryptos)),
+        ),
+        Rule(
+            PRICE_INVALID,
+            "purchase_price is missing or not a finite number",
+            lambda: c("n_purchase_price").isNull() | ~numeric("n_purchase_price"),
+        ),
+        Rule(PRICE_NON_POSITIVE, "purchase_price is not positive", lambda: c("t_purchase_price") <= 0),
+        Rule(
+            PRICE_IMPLAUSIBLE,
+            f"purchase_price is more than {ctx.price_tolerance:g}x away from that day's reference price",
+            lambda: (c("t_purchase_price") > 0) & ((ratio > high) | (ratio < low)),
+        ),
+        Rule(
+            UNITS_INVALID,
+            "purchase_units is missing or not a finite number",
+            lambda: c("n_purchase_units").isNull() | ~numeric("n_purchase_units"),
+        ),
+        Rule(UNITS_NON_POSITIVE, "purchase_units is not positive", lambda: c("t_purchase_units") <= 0),
+        Rule(
+            NUMERIC_OVERFLOW,
+            "a number does not fit its target type (user_id BIGINT, price NUMERIC(20,8), "
+            "units NUMERIC(24,10), value NUMERIC(24,8))",
+            lambda: overflow,
+        ),
+        Rule(
+            DUPLICATE_CONFLICT,
+            "several rows share this key with different values (all copies rejected)",
+            lambda: c("dup_conflict"),
+            scope="key",
+        ),
+    ]
+    check_unique_codes(rules)
+    return rules
