@@ -1,0 +1,164 @@
+"""The merge of a validated run into prod.bt_crypto_events, in ONE database transaction.
+
+Insert new keys; update keys whose values changed (IS DISTINCT FROM, so unchanged rows keep
+`updated_at`); reactivate keys that reappear; deactivate window keys that no longer exist upstream;
+hold (leave untouched, count) keys whose source rows were all rejected. The run record is updated in the
+same transaction, and the result is reconciled before COMMIT: a kill at any moment leaves prod either
+as before or as after.
+
+CLI: ``python -m jobs.crypto_events.merge --date YYYY-MM-DD [--run-id UUID]`` merges the latest validated
+run of that date (what the Airflow merge task runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from jobs.crypto_events.runs import ReconciliationError, fetch_run, latest_run
+
+log = logging.getLogger(__name__)
+
+_MERGE_LOCK_KEY = 824_311_002  # one merge into prod.bt_crypto_events at a time
+_KEY = ("site_id", "user_id", "purchase_date", "crypto_type")
+
+_UPSERT = """
+WITH cand AS (
+    SELECT site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value
+    FROM staging.bt_crypto_events_candidate
+    WHERE logical_date = %(d)s AND run_id = %(run)s
+), classified AS (
+    SELECT c.*,
+           p.site_id IS NULL AS is_new,
+           coalesce(p.is_active, FALSE) AS was_active,
+           (p.purchase_price, p.purchase_units, p.purchase_value)
+               IS DISTINCT FROM (c.purchase_price, c.purchase_units, c.purchase_value) AS changed
+    FROM cand c
+    LEFT JOIN prod.bt_crypto_events p USING (site_id, user_id, purchase_date, crypto_type)
+), upserted AS (
+    INSERT INTO prod.bt_crypto_events AS p
+        (site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value,
+         is_active, created_at, updated_at, deactivated_at, last_run_id)
+    SELECT site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value,
+           TRUE, now(), now(), NULL, %(run)s
+    FROM classified
+    WHERE is_new OR changed OR NOT was_active
+    ON CONFLICT (site_id, user_id, purchase_date, crypto_type) DO UPDATE SET
+        purchase_price = EXCLUDED.purchase_price,
+        purchase_units = EXCLUDED.purchase_units,
+        purchase_value = EXCLUDED.purchase_value,
+        is_active = TRUE,
+        deactivated_at = NULL,
+        updated_at = EXCLUDED.updated_at,
+        last_run_id = EXCLUDED.last_run_id
+    RETURNING 1
+)
+SELECT count(*) FILTER (WHERE is_new),
+       count(*) FILTER (WHERE NOT is_new AND was_active AND changed),
+       count(*) FILTER (WHERE NOT is_new AND NOT was_active),
+       count(*) FILTER (WHERE NOT is_new AND was_active AND NOT changed),
+       (SELECT count(*) FROM upserted)
+FROM classified
+"""
+
+_IN_CANDIDATES = """EXISTS (SELECT 1 FROM staging.bt_crypto_events_candidate c
+    WHERE c.logical_date = %(d)s AND c.run_id = %(run)s AND c.site_id = p.site_id AND c.user_id = p.user_id
+      AND c.purchase_date = p.purchase_date AND c.crypto_type = p.crypto_type)"""
+_IN_REJECTS = """EXISTS (SELECT 1 FROM dqm.bt_crypto_events_rejects r
+    WHERE r.logical_date = %(d)s AND r.run_id = %(run)s AND r.key_site_id = p.site_id
+      AND r.key_user_id = p.user_id AND r.key_purchase_date = p.purchase_date
+      AND r.key_crypto_type = p.crypto_type)"""
+_IN_WINDOW = "p.purchase_date BETWEEN %(ws)s AND %(we)s"
+
+_HELD = f"""SELECT count(*), count(*) FILTER (WHERE p.is_active) FROM prod.bt_crypto_events p
+    WHERE {_IN_WINDOW} AND {_IN_REJECTS} AND NOT {_IN_CANDIDATES}"""
+
+_DEACTIVATE = f"""UPDATE prod.bt_crypto_events p
+    SET is_active = FALSE, deactivated_at = now(), updated_at = now(), last_run_id = %(run)s
+    WHERE {_IN_WINDOW} AND p.is_active AND NOT {_IN_CANDIDATES} AND NOT {_IN_REJECTS}"""
+
+_ACTIVE_IN_WINDOW = f"SELECT count(*) FROM prod.bt_crypto_events p WHERE {_IN_WINDOW} AND p.is_active"
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    rows_inserted: int
+    rows_updated: int
+    rows_deactivated: int
+    rows_reactivated: int
+    keys_held: int
+    rows_unchanged: int
+
+
+class MergeRefused(RuntimeError):
+    """The run cannot be merged (not validated, staging incomplete, ...)."""
+
+
+def merge_run(conn, run_id: str) -> MergeCounts:
+    """Merges a validated run. Idempotent: merging an already merged run returns its recorded counts."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MERGE_LOCK_KEY,))
+        run = fetch_run(conn, run_id)
+        if run["status"] == "merged":
+            return MergeCounts(**{f: run[f] for f in MergeCounts.__dataclass_fields__})
+        if run["status"] != "validated":
+            raise MergeRefused(f"run {run_id} is {run['status']}, only a validated run can be merged")
+        p = {"d": run["logical_date"], "run": run_id, "ws": run["window_start"], "we": run["window_end"]}
+        (staged,) = conn.execute(
+            "SELECT count(*) FROM staging.bt_crypto_events_candidate WHERE logical_date = %(d)s AND run_id = %(run)s",
+            p,
+        ).fetchone()
+        if staged != run["rows_valid"]:
+            raise MergeRefused(
+                f"staging holds {staged} candidates for run {run_id}, the run validated {run['rows_valid']}: "
+                "re-run the validation (staging is unlogged and may have been emptied)"
+            )
+        held, held_active = conn.execute(_HELD, p).fetchone()
+        inserted, updated, reactivated, unchanged, written = conn.execute(_UPSERT, p).fetchone()
+        deactivated = conn.execute(_DEACTIVATE, p).rowcount
+        (active,) = conn.execute(_ACTIVE_IN_WINDOW, p).fetchone()
+        if written != inserted + updated + reactivated or active != run["rows_valid"] + held_active:
+            raise ReconciliationError(
+                f"merge of run {run_id} does not reconcile: {active} active keys in the window, expected "
+                f"{run['rows_valid']} valid + {held_active} held; {written} rows written"
+            )
+        counts = MergeCounts(inserted, updated, deactivated, reactivated, held, unchanged)
+        conn.execute(
+            """UPDATE dqm.dq_runs SET status = 'merged', finished_at = now(),
+                   rows_inserted = %(rows_inserted)s, rows_updated = %(rows_updated)s,
+                   rows_deactivated = %(rows_deactivated)s, rows_reactivated = %(rows_reactivated)s,
+                   keys_held = %(keys_held)s, rows_unchanged = %(rows_unchanged)s
+               WHERE run_id = %(run_id)s""",
+            {**asdict(counts), "run_id": run_id},
+        )
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.config import load_settings
+    from jobs.common.logs import setup_logging
+    from jobs.common.postgres import connect, resolve_server
+
+    parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events.merge", description=__doc__.split("\n")[0])
+    parser.add_argument("--date", required=True, type=date.fromisoformat, help="logical date (YYYY-MM-DD)")
+    parser.add_argument("--run-id", help="run to merge (default: the latest validated run of --date)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    pg, where = resolve_server(load_settings().postgres)
+    log.info(where)
+    with connect(pg) as conn:
+        run_id = args.run_id or latest_run(conn, args.date, status="validated") or latest_run(conn, args.date)
+        if run_id is None:
+            log.error("no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first", args.date, args.date)
+            return 1
+        counts = merge_run(conn, run_id)
+    log.info("merged run %s: %s", run_id, asdict(counts))
+    print(asdict(counts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
