@@ -37,13 +37,15 @@ class PostgresUnavailable(RuntimeError):
     """The configured server does not answer and the embedded default is not allowed."""
 
 
-def connect(pg: PostgresSettings, dbname: str | None = None, autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(pg.conninfo(dbname), autocommit=autocommit)
+def connect(pg: PostgresSettings, dbname: str | None = None) -> psycopg.Connection:
+    """Autocommit connection: statements stand alone; atomic work uses explicit `conn.transaction()`
+    blocks, which are then real transactions (never savepoints inside someone else's)."""
+    return psycopg.connect(pg.conninfo(dbname), autocommit=True)
 
 
 def server_answers(pg: PostgresSettings) -> bool:
     try:
-        with connect(pg, dbname="postgres", autocommit=True) as conn:
+        with connect(pg, dbname="postgres") as conn:
             conn.execute("SELECT 1")
         return True
     except psycopg.OperationalError:
@@ -76,7 +78,7 @@ def use_server(pg: PostgresSettings) -> None:
 
 def ensure_database(pg: PostgresSettings) -> bool:
     """Creates the business database when missing; returns True when it was created."""
-    with connect(pg, dbname="postgres", autocommit=True) as conn:
+    with connect(pg, dbname="postgres") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (pg.db,)).fetchone()
         if exists:
             return False
@@ -88,7 +90,7 @@ def ensure_database(pg: PostgresSettings) -> bool:
 def apply_init_ddl(pg: PostgresSettings, ddl_dir: Path = INIT_DDL_DIR) -> list[str]:
     """Applies every ``*.sql`` under database/sql/init in name order; each file is idempotent."""
     files = sorted(ddl_dir.glob("*.sql"))
-    with connect(pg) as conn:
+    with connect(pg) as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
         for path in files:
             conn.execute(path.read_text())

@@ -143,7 +143,6 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 )
                 facts["rows"] = counts["rows_valid"]
             runs.record_validation(conn, run_id, counts, gate, status="validated")
-            annotated.unpersist()
             if opts.stage == "validate":
                 return RunOutcome(run_id, "validated", counts, gate.message())
             with progress.step("merge (one transaction)") as facts:
@@ -155,6 +154,9 @@ def run(opts: Options, settings=None) -> RunOutcome:
         except Exception as err:
             runs.fail_run(conn, run_id, f"{type(err).__name__}: {err}")
             raise
+        finally:
+            if "annotated" in locals():
+                annotated.unpersist()
 
 
 def main(argv: list[str] | None = None) -> int:

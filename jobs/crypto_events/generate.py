@@ -141,6 +141,7 @@ class _Day:
     crypto: np.ndarray
     price: np.ndarray
     units: np.ndarray
+    fmt: np.ndarray  # which configured date format upstream wrote the row's date in
     alive: np.ndarray
 
 
@@ -157,7 +158,10 @@ def _base_events(cfg: GeneratorConfig, day: date) -> _Day:
     price = np.round(ref * (1 + np.clip(rng.normal(0, 0.01, n), -0.05, 0.05)), 6)
     amount_usd = np.exp(rng.normal(4.5, 1.1, n))
     units = np.round(np.maximum(amount_usd / price, 1e-6), 8)
-    return _Day(day, site, user, crypto, price, units, np.ones(n, dtype=bool))
+    k = len(cfg.date_formats)
+    fmt_p = [0.8] + [0.2 / (k - 1)] * (k - 1) if k > 1 else [1.0]
+    fmt = rng.choice(k, size=n, p=fmt_p)
+    return _Day(day, site, user, crypto, price, units, fmt, np.ones(n, dtype=bool))
 
 
 def _upstream_day(cfg: GeneratorConfig, day: date, as_of: date) -> _Day:
@@ -181,14 +185,12 @@ def build_extract(cfg: GeneratorConfig, logical_date: date) -> Extract:
     days = [logical_date - timedelta(days=k) for k in range(cfg.window_days - 1, -1, -1)]
     rng = np.random.default_rng([cfg.seed, logical_date.toordinal(), 2])
     formats = [pattern_strftime(f) for f in cfg.date_formats]
-    fmt_p = np.array([0.8] + [0.2 / (len(formats) - 1)] * (len(formats) - 1)) if len(formats) > 1 else [1.0]
     rows: list[list[str | None]] = []
     for day in days:
         ev = _upstream_day(cfg, day, logical_date)
         idx = np.flatnonzero(ev.alive)
-        fmt_choice = rng.choice(len(formats), size=len(idx), p=fmt_p)
         date_text = [day.strftime(f) for f in formats]
-        for i, f in zip(idx, fmt_choice, strict=True):
+        for i, f in zip(idx, ev.fmt[idx], strict=True):
             rows.append(
                 [
                     cfg.sites[ev.site[i]],

@@ -50,7 +50,6 @@ def replace_partition(conn, pg: PostgresSettings, df: DataFrame, table: str, log
     exactly one copy of the latest run's rows per logical date, and the merge checks the count.
     """
     conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
-    conn.commit()
     tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
     tagged.write.jdbc(pg.jdbc_url(), table, mode="append", properties=_jdbc(pg))
 

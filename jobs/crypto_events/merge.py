@@ -18,6 +18,8 @@ import sys
 from dataclasses import asdict, dataclass
 from datetime import date
 
+from psycopg.pq import TransactionStatus
+
 from jobs.crypto_events.runs import ReconciliationError, fetch_run, latest_run
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class MergeRefused(RuntimeError):
 
 def merge_run(conn, run_id: str) -> MergeCounts:
     """Merges a validated run. Idempotent: merging an already merged run returns its recorded counts."""
+    if not conn.autocommit or conn.info.transaction_status != TransactionStatus.IDLE:
+        raise MergeRefused("merge_run needs an idle autocommit connection: its transaction must be its own")
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MERGE_LOCK_KEY,))
         run = fetch_run(conn, run_id)

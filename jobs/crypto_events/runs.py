@@ -18,7 +18,6 @@ def start_run(conn, run_id: str, dag_run_id: str | None, logical_date: date, win
         "VALUES (%s, %s, %s, %s, %s, %s, 'running')",
         (run_id, PIPELINE, dag_run_id, logical_date, *window),
     )
-    conn.commit()
 
 
 def record_validation(conn, run_id: str, counts: dict, gate, status: str) -> None:
@@ -41,17 +40,14 @@ def record_validation(conn, run_id: str, counts: dict, gate, status: str) -> Non
             "run_id": run_id,
         },
     )
-    conn.commit()
 
 
 def fail_run(conn, run_id: str, message: str) -> None:
-    conn.rollback()
     conn.execute(
         "UPDATE dqm.dq_runs SET status = 'failed', message = %s, finished_at = now() "
         "WHERE run_id = %s AND status NOT IN ('merged', 'blocked')",
         (message[:2000], run_id),
     )
-    conn.commit()
 
 
 def fetch_run(conn, run_id: str) -> dict:

@@ -1,0 +1,161 @@
+"""Every rule code on crafted rows, date parsing, normalisation, duplicates, typed values."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from jobs.crypto_events import rules as R
+from jobs.crypto_events.transform import annotate, rejected_rows, summarise, valid_rows
+
+D = date(2026, 11, 20)
+SCHEMA = (
+    "source_row int, site_id string, user_id string, purchase_date string, crypto_type string, "
+    "purchase_price string, purchase_units string, row_hash string"
+)
+GOOD = ("MLA", "10", "2026-11-19", "BTC", "60000.5", "0.01")
+
+
+@pytest.fixture(scope="module")
+def judge(spark, settings):
+    ctx = R.RuleContext(D, date(2026, 11, 16), tuple(settings.crypto.known_sites), tuple(settings.crypto.known_cryptos), 3.0)
+    rules = R.crypto_rules(ctx)
+    refs = spark.createDataFrame(
+        [(date(2026, 11, 19), "BTC", Decimal("60000")), (date(2026, 11, 19), "USDT", Decimal("1"))],
+        "price_date date, crypto_type string, reference_price decimal(20,8)",
+    )
+
+    def _judge(*raw_rows):
+        rows = [(i, *row, f"h{i}") for i, row in enumerate(raw_rows, start=1)]
+        df = spark.createDataFrame(rows, SCHEMA)
+        return annotate(df, rules, ["yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd"], refs), rules
+
+    return _judge
+
+
+def codes(judge, row):
+    annotated, _ = judge(row)
+    return annotated.first()["rule_codes"]
+
+
+def with_(**changes):
+    names = ["site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units"]
+    row = dict(zip(names, GOOD, strict=True))
+    row.update(changes)
+    return tuple(row[n] for n in names)
+
+
+CASES = [
+    ("clean row", with_(), []),
+    ("site missing (NULL)", with_(site_id=None), [R.SITE_MISSING]),
+    ("site missing (blank)", with_(site_id="   "), [R.SITE_MISSING]),
+    ("site unknown", with_(site_id="XXX"), [R.SITE_UNKNOWN]),
+    ("site hostile SQL", with_(site_id="'; DROP TABLE prod.x; --"), [R.SITE_UNKNOWN]),
+    ("user missing", with_(user_id=None), [R.USER_ID_INVALID]),
+    ("user non-numeric", with_(user_id="12a"), [R.USER_ID_INVALID]),
+    ("user decimal", with_(user_id="1.5"), [R.USER_ID_INVALID]),
+    ("user zero", with_(user_id="0"), [R.USER_ID_NON_POSITIVE]),
+    ("user negative", with_(user_id="-7"), [R.USER_ID_NON_POSITIVE]),
+    ("user overflows bigint", with_(user_id="9223372036854775808"), [R.NUMERIC_OVERFLOW]),
+    ("date missing", with_(purchase_date=""), [R.DATE_MISSING]),
+    ("date unparseable", with_(purchase_date="yesterday"), [R.DATE_UNPARSEABLE]),
+    ("date in an unaccepted format", with_(purchase_date="2026/11/19"), [R.DATE_UNPARSEABLE]),
+    ("date impossible (Feb 30)", with_(purchase_date="2026-02-30"), [R.DATE_IMPOSSIBLE]),
+    ("date impossible (month 13)", with_(purchase_date="19/13/2026"), [R.DATE_IMPOSSIBLE]),
+    ("date after the logical date", with_(purchase_date="2026-11-21"), [R.DATE_AFTER_LOGICAL_DATE]),
+    ("date before the window", with_(purchase_date="2026-11-15"), [R.DATE_BEFORE_WINDOW]),
+    ("crypto missing", with_(crypto_type=None), [R.CRYPTO_MISSING]),
+    ("crypto unknown", with_(crypto_type="DOGEX"), [R.CRYPTO_UNKNOWN]),
+    ("crypto with control char", with_(crypto_type="BTC\x07"), [R.CRYPTO_UNKNOWN]),
+    ("price missing", with_(purchase_price=None), [R.PRICE_INVALID]),
+    ("price NaN", with_(purchase_price="NaN"), [R.PRICE_INVALID]),
+    ("price Infinity", with_(purchase_price="Infinity"), [R.PRICE_INVALID]),
+    ("price thousands separator", with_(purchase_price="60,000.5"), [R.PRICE_INVALID]),
+    ("price zero", with_(purchase_price="0"), [R.PRICE_NON_POSITIVE]),
+    ("price negative", with_(purchase_price="-1"), [R.PRICE_NON_POSITIVE]),
+    ("price implausibly high", with_(purchase_price="600000"), [R.PRICE_IMPLAUSIBLE]),
+    ("price implausibly low", with_(purchase_price="100"), [R.PRICE_IMPLAUSIBLE]),
+    ("price overflows NUMERIC(20,8)", with_(purchase_price="1e13"), [R.NUMERIC_OVERFLOW]),
+    ("units missing", with_(purchase_units=""), [R.UNITS_INVALID]),
+    ("units non-numeric", with_(purchase_units="two"), [R.UNITS_INVALID]),
+    ("units zero", with_(purchase_units="0"), [R.UNITS_NON_POSITIVE]),
+    ("units negative", with_(purchase_units="-0.5"), [R.UNITS_NON_POSITIVE]),
+    ("units overflow", with_(purchase_units="1e15"), [R.NUMERIC_OVERFLOW]),
+    ("value overflows NUMERIC(24,8)", with_(purchase_units="5e13"), [R.NUMERIC_OVERFLOW]),
+    (
+        "every field broken",
+        (None, None, None, None, None, None),
+        [R.SITE_MISSING, R.USER_ID_INVALID, R.DATE_MISSING, R.CRYPTO_MISSING, R.PRICE_INVALID, R.UNITS_INVALID],
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "row", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_rule_codes(judge, case, row, expected):
+    assert codes(judge, row) == expected
+
+
+def test_every_rule_code_is_exercised():
+    exercised = {code for _, _, expected in CASES for code in expected} | {R.DUPLICATE_CONFLICT}
+    ctx = R.RuleContext(D, D, ("MLA",), ("BTC",), 3.0)
+    assert exercised == {rule.code for rule in R.crypto_rules(ctx)}
+
+
+def test_normalisation_and_typed_values(judge):
+    annotated, _ = judge((" mla ", " 0042 ", " 19/11/2026 ", "btc", " 60000.123456789 ", "2"))
+    row = valid_rows(annotated).first().asDict()
+    assert row == {
+        "site_id": "MLA",
+        "user_id": 42,
+        "purchase_date": date(2026, 11, 19),
+        "crypto_type": "BTC",
+        "purchase_price": Decimal("60000.12345679"),  # HALF_UP to the target scale
+        "purchase_units": Decimal("2.0000000000"),
+        "purchase_value": Decimal("120000.24691358"),
+        "source_row": 1,
+        "row_hash": "h1",
+    }
+
+
+@pytest.mark.parametrize("text", ["2026-11-19", "19/11/2026", "20261119"])
+def test_every_configured_date_format_parses(judge, text):
+    annotated, _ = judge(with_(purchase_date=text))
+    assert annotated.first()["p_purchase_date"] == date(2026, 11, 19)
+
+
+def test_duplicates_exact_collapse_conflicting_all_rejected(judge):
+    annotated, rules = judge(
+        with_(),
+        with_(site_id=" mla", crypto_type="btc", purchase_price="60000.50"),  # same after normalising
+        with_(user_id="11"),
+        with_(user_id="11", purchase_price="60001"),  # same key, other price
+        with_(user_id="12"),
+        with_(user_id="12", purchase_price="abc"),  # a broken copy does not make a conflict
+    )
+    by_row = {r["source_row"]: (r["rule_codes"], r["is_duplicate_copy"]) for r in annotated.collect()}
+    assert by_row == {
+        1: ([], False),
+        2: ([], True),
+        3: ([R.DUPLICATE_CONFLICT], False),
+        4: ([R.DUPLICATE_CONFLICT], False),
+        5: ([], False),
+        6: ([R.PRICE_INVALID], False),
+    }
+    counts = summarise(annotated, rules)
+    assert (counts["rows_read"], counts["rows_valid"], counts["rows_rejected"], counts["duplicates_collapsed"]) == (6, 2, 3, 1)
+
+
+def test_rejected_rows_keep_raw_text_reason_and_parsed_key(judge):
+    annotated, _ = judge(with_(purchase_price=" abc "))
+    row = rejected_rows(annotated).first().asDict()
+    assert row["rule_codes"] == [R.PRICE_INVALID]
+    assert row["reason"] == "purchase_price is missing or not a finite number"
+    assert row["raw_purchase_price"] == " abc "
+    assert (row["key_site_id"], row["key_user_id"], row["key_purchase_date"], row["key_crypto_type"]) == (
+        "MLA",
+        10,
+        date(2026, 11, 19),
+        "BTC",
+    )
