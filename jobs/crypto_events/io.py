@@ -52,6 +52,7 @@ def replace_partition(conn, pg: PostgresSettings, df: DataFrame, table: str, log
     conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
     tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
     tagged.write.jdbc(pg.jdbc_url(), table, mode="append", properties=_jdbc(pg))
+    conn.execute(f"ANALYZE {table}")  # fresh statistics for the merge's plans
 
 
 def count_extract(conn, logical_date: date) -> int:

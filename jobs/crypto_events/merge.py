@@ -66,21 +66,30 @@ SELECT count(*) FILTER (WHERE is_new),
 FROM classified
 """
 
-_IN_CANDIDATES = """EXISTS (SELECT 1 FROM staging.bt_crypto_events_candidate c
-    WHERE c.logical_date = %(d)s AND c.run_id = %(run)s AND c.site_id = p.site_id AND c.user_id = p.user_id
-      AND c.purchase_date = p.purchase_date AND c.crypto_type = p.crypto_type)"""
-_IN_REJECTS = """EXISTS (SELECT 1 FROM dqm.bt_crypto_events_rejects r
-    WHERE r.logical_date = %(d)s AND r.run_id = %(run)s AND r.key_site_id = p.site_id
-      AND r.key_user_id = p.user_id AND r.key_purchase_date = p.purchase_date
-      AND r.key_crypto_type = p.crypto_type)"""
+# Key sets as hash-friendly set operations: the plan stays linear even when the planner has no
+# statistics for freshly loaded staging rows (a correlated NOT EXISTS degraded to O(n^2) there).
+_CANDIDATE_KEYS = """SELECT site_id, user_id, purchase_date, crypto_type FROM staging.bt_crypto_events_candidate
+    WHERE logical_date = %(d)s AND run_id = %(run)s"""
+_REJECTED_KEYS = """SELECT key_site_id, key_user_id, key_purchase_date, key_crypto_type
+    FROM dqm.bt_crypto_events_rejects
+    WHERE logical_date = %(d)s AND run_id = %(run)s AND key_site_id IS NOT NULL AND key_user_id IS NOT NULL
+      AND key_purchase_date IS NOT NULL AND key_crypto_type IS NOT NULL"""
 _IN_WINDOW = "p.purchase_date BETWEEN %(ws)s AND %(we)s"
 
+# keys whose source rows were all rejected: held, never deactivated
 _HELD = f"""SELECT count(*), count(*) FILTER (WHERE p.is_active) FROM prod.bt_crypto_events p
-    WHERE {_IN_WINDOW} AND {_IN_REJECTS} AND NOT {_IN_CANDIDATES}"""
+    JOIN ({_REJECTED_KEYS} EXCEPT {_CANDIDATE_KEYS}) AS held (site_id, user_id, purchase_date, crypto_type)
+    USING (site_id, user_id, purchase_date, crypto_type)
+    WHERE {_IN_WINDOW}"""
 
 _DEACTIVATE = f"""UPDATE prod.bt_crypto_events p
     SET is_active = FALSE, deactivated_at = now(), updated_at = now(), last_run_id = %(run)s
-    WHERE {_IN_WINDOW} AND p.is_active AND NOT {_IN_CANDIDATES} AND NOT {_IN_REJECTS}"""
+    FROM (SELECT site_id, user_id, purchase_date, crypto_type FROM prod.bt_crypto_events p
+          WHERE {_IN_WINDOW} AND p.is_active
+          EXCEPT {_CANDIDATE_KEYS}
+          EXCEPT {_REJECTED_KEYS}) AS gone
+    WHERE p.site_id = gone.site_id AND p.user_id = gone.user_id AND p.purchase_date = gone.purchase_date
+      AND p.crypto_type = gone.crypto_type"""
 
 _ACTIVE_IN_WINDOW = f"SELECT count(*) FROM prod.bt_crypto_events p WHERE {_IN_WINDOW} AND p.is_active"
 
