@@ -78,3 +78,26 @@ def build_session(app_name: str, spark: SparkSettings, master: str | None = None
 def under_spark_submit() -> bool:
     """spark-submit starts the Python driver with a gateway already open; its --master then wins."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def submit_command(
+    script: str | Path, args: list[str], spark: SparkSettings, master: str | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """The spark-submit command line and environment for a job script (client mode, as Python needs).
+
+    The JDBC driver goes on --jars: under spark-submit the driver JVM exists before any session config.
+    """
+    submit = Path(sys.executable).parent / "spark-submit"
+    argv = [
+        str(submit),
+        "--master", master or spark.master_url,
+        "--deploy-mode", "client",
+        "--driver-memory", spark.driver_memory,
+        "--executor-memory", spark.executor_memory,
+        "--jars", str(spark.jdbc_jar),
+        "--conf", f"spark.eventLog.dir={spark.event_log_dir.as_uri()}",
+        str(script),
+        *args,
+    ]
+    spark.event_log_dir.mkdir(parents=True, exist_ok=True)
+    return argv, {**os.environ, **spark_env()}
