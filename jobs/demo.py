@@ -17,7 +17,20 @@ SUMMARY = """SELECT logical_date, status, rows_read, rows_valid, rows_rejected, 
        rows_inserted, rows_updated, rows_deactivated, rows_reactivated, keys_held, rows_unchanged
 FROM dqm.dq_runs WHERE run_id = ANY(%s::uuid[]) ORDER BY started_at"""
 
-HEADER = ("date", "status", "read", "valid", "rejected", "dups", "ins", "upd", "deact", "react", "held", "same")
+HEADER = (
+    "date",
+    "status",
+    "read",
+    "valid",
+    "rejected",
+    "dups",
+    "ins",
+    "upd",
+    "deact",
+    "react",
+    "held",
+    "same",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
 
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--end", type=date.fromisoformat, default=date(2026, 11, 20), help="last logical date")
+    parser.add_argument(
+        "--end", type=date.fromisoformat, default=date(2026, 11, 20), help="last logical date"
+    )
     parser.add_argument("--days", type=int, default=3, help="number of daily runs")
     args = parser.parse_args(argv)
     setup_logging()

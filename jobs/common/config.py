@@ -143,9 +143,9 @@ class CryptoSettings(_Section):
     gen_events_per_day: int = Field(2000, ge=1)
     gen_defect_share: float = Field(0.05, ge=0.0, le=0.9)
 
-    _split = field_validator(
-        "date_formats", "known_sites", "known_cryptos", "gate_critical", mode="before"
-    )(_split_csv)
+    _split = field_validator("date_formats", "known_sites", "known_cryptos", "gate_critical", mode="before")(
+        _split_csv
+    )
 
     @field_validator("known_sites", "known_cryptos")
     @classmethod

@@ -76,7 +76,10 @@ def build_expectations(rules: Sequence[Rule], config: GateConfig) -> list:
         ),
         gxe.ExpectTableRowCountToBeBetween(min_value=config.min_rows, meta=meta(ROW_COUNT)),
         gxe.ExpectColumnValuesToBeInSet(
-            column="is_rejected", value_set=[False], mostly=1 - config.max_reject_share, meta=meta(REJECT_SHARE)
+            column="is_rejected",
+            value_set=[False],
+            mostly=1 - config.max_reject_share,
+            meta=meta(REJECT_SHARE),
         ),
     ]
     for rule in rules:

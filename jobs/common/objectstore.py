@@ -75,7 +75,9 @@ class S3ObjectStore:
             aws_access_key_id=settings.s3_access_key_id,
             aws_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
             region_name=settings.s3_region,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5}),
+            config=Config(
+                signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 5}
+            ),
         )
         self._known_buckets: set[str] = set()
 

@@ -153,7 +153,11 @@ def start_embedded() -> tuple[str, int]:
     port = _free_port()
     options = f"-h 127.0.0.1 -p {port} -k {EMBEDDED_DIR}"
     logfile = EMBEDDED_DIR / "server.log"
-    _pg(bin_dir / "pg_ctl", ["-D", str(pgdata), "-o", options, "-l", str(logfile), "-w", "-t", "30", "start"], user)
+    _pg(
+        bin_dir / "pg_ctl",
+        ["-D", str(pgdata), "-o", options, "-l", str(logfile), "-w", "-t", "30", "start"],
+        user,
+    )
     _STATE_FILE.write_text(json.dumps({"host": "127.0.0.1", "port": port, "pgdata": str(pgdata)}))
     return "127.0.0.1", port
 
@@ -166,7 +170,9 @@ def stop_embedded() -> bool:
         return False
     pgdata = Path(state["pgdata"])
     try:
-        _pg(_commands.POSTGRES_BIN_PATH / "pg_ctl", ["-D", str(pgdata), "-w", "-m", "fast", "stop"], _run_as())
+        _pg(
+            _commands.POSTGRES_BIN_PATH / "pg_ctl", ["-D", str(pgdata), "-w", "-m", "fast", "stop"], _run_as()
+        )
     except RuntimeError as err:
         log.warning("embedded server was not running: %s", err)
     _STATE_FILE.unlink(missing_ok=True)
@@ -176,11 +182,15 @@ def stop_embedded() -> bool:
 def _pg(executable: Path, args: list[str], user: str | None) -> None:
     proc = subprocess.run([str(executable), *args], capture_output=True, text=True, user=user, cwd="/")
     if proc.returncode != 0:
-        raise RuntimeError(f"{executable.name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}")
+        raise RuntimeError(
+            f"{executable.name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.common.postgres", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.common.postgres", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["status", "start", "stop"], help="manage the embedded server")
     args = parser.parse_args(argv)
     if args.command == "start":

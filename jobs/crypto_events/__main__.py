@@ -38,16 +38,22 @@ class Options:
 
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events", description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, help="Airflow logical date of the run, YYYY-MM-DD (never today)")
+    parser.add_argument(
+        "--date", required=True, help="Airflow logical date of the run, YYYY-MM-DD (never today)"
+    )
     parser.add_argument("--window-days", type=int, help="window length in days (default CRYPTO_WINDOW_DAYS)")
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL; ignored under spark-submit)")
+    parser.add_argument(
+        "--master", help="Spark master URL (default SPARK_MASTER_URL; ignored under spark-submit)"
+    )
     parser.add_argument(
         "--stage",
         choices=["all", "validate"],
         default="all",
         help="'validate' stops after quarantine + gate + staging (the merge task runs jobs.crypto_events.merge)",
     )
-    parser.add_argument("--dag-run-id", default=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"), help="Airflow DAG run id")
+    parser.add_argument(
+        "--dag-run-id", default=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"), help="Airflow DAG run id"
+    )
     args = parser.parse_args(argv)
     try:
         logical_date = date.fromisoformat(args.date)
@@ -98,7 +104,11 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 spark = build_session(f"crypto_events {opts.logical_date}", settings.spark, opts.master)
                 facts["master"] = spark.sparkContext.master
             ctx = RuleContext(
-                opts.logical_date, window[0], tuple(crypto.known_sites), tuple(crypto.known_cryptos), crypto.price_tolerance
+                opts.logical_date,
+                window[0],
+                tuple(crypto.known_sites),
+                tuple(crypto.known_cryptos),
+                crypto.price_tolerance,
             )
             rules = crypto_rules(ctx)
             with progress.step("read + judge extract") as facts:
@@ -169,7 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         log.error("run failed: %s: %s", type(err).__name__, err)
         return 1
-    print(f"run_id={outcome.run_id} status={outcome.status} " + " ".join(f"{k}={v}" for k, v in outcome.counts.items()))
+    print(
+        f"run_id={outcome.run_id} status={outcome.status} "
+        + " ".join(f"{k}={v}" for k, v in outcome.counts.items())
+    )
     return EXIT_BLOCKED if outcome.status == "blocked" else 0
 
 

@@ -45,7 +45,16 @@ CRYPTO_MARKET = {
     "XRP": (0.60, 0.045),
     "DOGE": (0.09, 0.060),
 }
-CRYPTO_WEIGHTS = {"BTC": 0.30, "ETH": 0.22, "USDT": 0.18, "USDC": 0.08, "SOL": 0.08, "ADA": 0.05, "XRP": 0.05, "DOGE": 0.04}
+CRYPTO_WEIGHTS = {
+    "BTC": 0.30,
+    "ETH": 0.22,
+    "USDT": 0.18,
+    "USDC": 0.08,
+    "SOL": 0.08,
+    "ADA": 0.05,
+    "XRP": 0.05,
+    "DOGE": 0.04,
+}
 
 EXACT_DUPLICATE = "EXACT_DUPLICATE"  # not a rule: an identical copy that the job collapses
 DEFECT_CLASSES = (
@@ -215,7 +224,9 @@ def build_extract(cfg: GeneratorConfig, logical_date: date) -> Extract:
 # --- defects --------------------------------------------------------------------------------------------
 
 
-def _inject_defects(cfg: GeneratorConfig, d: date, rows: list[list[str | None]], rng, counts: Counter) -> None:
+def _inject_defects(
+    cfg: GeneratorConfig, d: date, rows: list[list[str | None]], rng, counts: Counter
+) -> None:
     n_defects = round(cfg.defect_share * len(rows))
     if n_defects == 0:
         return
@@ -238,7 +249,14 @@ def _inject_defects(cfg: GeneratorConfig, d: date, rows: list[list[str | None]],
         elif defect == R.DATE_MISSING:
             row[2] = pick([None, "", "  "])
         elif defect == R.DATE_UNPARSEABLE:
-            row[2] = pick(["yesterday", d.strftime("%Y/%m/%d"), f"{d.year}-{d.month}-{d.day}x", "Robert'); DROP TABLE x;--"])
+            row[2] = pick(
+                [
+                    "yesterday",
+                    d.strftime("%Y/%m/%d"),
+                    f"{d.year}-{d.month}-{d.day}x",
+                    "Robert'); DROP TABLE x;--",
+                ]
+            )
         elif defect == R.DATE_IMPOSSIBLE:
             row[2] = pick([f"{d.year}-02-30", f"{d.year}-13-01", f"{d.year}-04-31"])
         elif defect == R.DATE_AFTER_LOGICAL_DATE:
@@ -248,7 +266,7 @@ def _inject_defects(cfg: GeneratorConfig, d: date, rows: list[list[str | None]],
         elif defect == R.CRYPTO_MISSING:
             row[3] = pick([None, "", " "])
         elif defect == R.CRYPTO_UNKNOWN:
-            row[3] = pick(["DOGEX", "ＢＴＣ", "BTC\x07", "ETH;--", "B\"TC"])
+            row[3] = pick(["DOGEX", "ＢＴＣ", "BTC\x07", "ETH;--", 'B"TC'])
         elif defect == R.PRICE_INVALID:
             row[4] = pick([None, "", "NaN", "Infinity", "-inf", "abc", "1,234.5", "0x1F"])
         elif defect == R.PRICE_NON_POSITIVE:
@@ -271,7 +289,9 @@ def _inject_defects(cfg: GeneratorConfig, d: date, rows: list[list[str | None]],
             appended.append([site, user, day_text, crypto, f"{float(price) * 1.01:.6f}", units])
             counts[defect] += 1  # the original row is rejected too
         elif defect == EXACT_DUPLICATE:
-            appended.append([f" {site.lower()} ", user, day_text, f"{crypto.lower()}", f"{float(price):.8f}", units])
+            appended.append(
+                [f" {site.lower()} ", user, day_text, f"{crypto.lower()}", f"{float(price):.8f}", units]
+            )
         counts[defect] += 1
     rows.extend(appended)
 
@@ -331,11 +351,21 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.common.logs import setup_logging
     from jobs.common.postgres import connect, prepare_database, resolve_server, use_server
 
-    parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0])
-    parser.add_argument("--date", required=True, type=date.fromisoformat, help="logical date of the extract (YYYY-MM-DD)")
-    parser.add_argument("--days", type=int, default=1, help="also land the extracts of the N-1 days before --date")
-    parser.add_argument("--events-per-day", type=int, help="events per upstream day (default CRYPTO_GEN_EVENTS_PER_DAY)")
-    parser.add_argument("--defect-share", type=float, help="share of defective rows (default CRYPTO_GEN_DEFECT_SHARE)")
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--date", required=True, type=date.fromisoformat, help="logical date of the extract (YYYY-MM-DD)"
+    )
+    parser.add_argument(
+        "--days", type=int, default=1, help="also land the extracts of the N-1 days before --date"
+    )
+    parser.add_argument(
+        "--events-per-day", type=int, help="events per upstream day (default CRYPTO_GEN_EVENTS_PER_DAY)"
+    )
+    parser.add_argument(
+        "--defect-share", type=float, help="share of defective rows (default CRYPTO_GEN_DEFECT_SHARE)"
+    )
     parser.add_argument("--seed", type=int, help="generator seed (default CRYPTO_GEN_SEED)")
     args = parser.parse_args(argv)
     if args.days < 1:
@@ -356,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
             d = args.date - timedelta(days=k)
             extract = build_extract(cfg, d)
             n = land_extract(conn, extract)
-            log.info("landed extract %s: %d rows, %d defective", d, n, sum(extract.expected["rejects_by_rule"].values()))
+            log.info(
+                "landed extract %s: %d rows, %d defective",
+                d,
+                n,
+                sum(extract.expected["rejects_by_rule"].values()),
+            )
     return 0
 
 

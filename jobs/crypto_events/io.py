@@ -26,7 +26,9 @@ def read_extract(spark: SparkSession, pg: PostgresSettings, logical_date: date, 
     parts = max(1, min(16, -(-n_rows // ROWS_PER_READ_PARTITION)))
     where = f"extract_date = DATE '{logical_date.isoformat()}'"
     predicates = [f"{where} AND source_row % {parts} = {i}" for i in range(parts)]
-    columns = "source_row, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
+    columns = (
+        "source_row, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
+    )
     return spark.read.jdbc(
         pg.jdbc_url(),
         f"(SELECT {columns}, extract_date FROM raw.bt_crypto_transaction_history) AS extract",
@@ -43,7 +45,9 @@ def read_reference_prices(spark: SparkSession, pg: PostgresSettings, start: date
     return spark.read.jdbc(pg.jdbc_url(), query, properties=_jdbc(pg))
 
 
-def replace_partition(conn, pg: PostgresSettings, df: DataFrame, table: str, logical_date: date, run_id: str) -> None:
+def replace_partition(
+    conn, pg: PostgresSettings, df: DataFrame, table: str, logical_date: date, run_id: str
+) -> None:
     """Deletes the logical date's rows of `table`, then appends `df` tagged with date and run id.
 
     Not one transaction (Spark writes from executors); a retry repeats both steps, so the table holds

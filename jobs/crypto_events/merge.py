@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.common.logs import setup_logging
     from jobs.common.postgres import connect, resolve_server
 
-    parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events.merge", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.crypto_events.merge", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="logical date (YYYY-MM-DD)")
     parser.add_argument("--run-id", help="run to merge (default: the latest validated run of --date)")
     args = parser.parse_args(argv)
@@ -165,7 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     with connect(pg) as conn:
         run_id = args.run_id or latest_run(conn, args.date, status="validated") or latest_run(conn, args.date)
         if run_id is None:
-            log.error("no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first", args.date, args.date)
+            log.error(
+                "no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first",
+                args.date,
+                args.date,
+            )
             return 1
         counts = merge_run(conn, run_id)
     log.info("merged run %s: %s", run_id, asdict(counts))

@@ -12,7 +12,9 @@ class ReconciliationError(RuntimeError):
     """Counts that must add up do not."""
 
 
-def start_run(conn, run_id: str, dag_run_id: str | None, logical_date: date, window: tuple[date, date]) -> None:
+def start_run(
+    conn, run_id: str, dag_run_id: str | None, logical_date: date, window: tuple[date, date]
+) -> None:
     conn.execute(
         "INSERT INTO dqm.dq_runs (run_id, pipeline, dag_run_id, logical_date, window_start, window_end, status) "
         "VALUES (%s, %s, %s, %s, %s, %s, 'running')",
@@ -76,7 +78,8 @@ def reconcile(conn, run_id: str) -> dict:
     if run["rows_read"] != run["rows_valid"] + run["rows_rejected"] + run["duplicates_collapsed"]:
         problems.append("read != valid + rejected + duplicates collapsed")
     (rejects,) = conn.execute(
-        "SELECT count(*) FROM dqm.bt_crypto_events_rejects WHERE logical_date = %s AND run_id = %s", (d, run_id)
+        "SELECT count(*) FROM dqm.bt_crypto_events_rejects WHERE logical_date = %s AND run_id = %s",
+        (d, run_id),
     ).fetchone()
     if rejects != run["rows_rejected"]:
         problems.append(f"quarantine holds {rejects} rows, run record says {run['rows_rejected']}")

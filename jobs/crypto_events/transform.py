@@ -102,7 +102,9 @@ def flag_duplicates(df: DataFrame, row_codes: str = "row_codes") -> DataFrame:
     copies beyond the first (lowest `source_row`) are `is_duplicate_copy` and get collapsed."""
     clean = F.size(row_codes) == 0
     key = [F.col("n_site_id"), F.col("t_user_id"), F.col("p_purchase_date"), F.col("n_crypto_type")]
-    values = F.concat_ws("|", F.col("t_purchase_price").cast("string"), F.col("t_purchase_units").cast("string"))
+    values = F.concat_ws(
+        "|", F.col("t_purchase_price").cast("string"), F.col("t_purchase_units").cast("string")
+    )
     by_key = Window.partitionBy(clean, *key)
     distinct_values = F.size(F.collect_set(values).over(by_key))
     first = F.row_number().over(by_key.orderBy("source_row")) == 1
@@ -176,6 +178,8 @@ def summarise(annotated: DataFrame, rules: Sequence[Rule]) -> dict[str, object]:
         as_int(F.col("is_duplicate_copy")).alias("duplicates_collapsed"),
         *[as_int(F.col(rule.flag_column)).alias(rule.code) for rule in rules],
     ).first()
-    counts = {k: int(row[k] or 0) for k in ("rows_read", "rows_valid", "rows_rejected", "duplicates_collapsed")}
+    counts = {
+        k: int(row[k] or 0) for k in ("rows_read", "rows_valid", "rows_rejected", "duplicates_collapsed")
+    }
     by_rule = {rule.code: int(row[rule.code] or 0) for rule in rules}
     return {**counts, "rejects_by_rule": {code: n for code, n in by_rule.items() if n}}

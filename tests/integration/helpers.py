@@ -27,5 +27,9 @@ def prod_rows(conn) -> dict[tuple, dict]:
 
 
 def land_rows(conn, d: date, rows, window_days: int = 5, price: float = 60000.0) -> None:
-    refs = [(d - timedelta(days=k), c, p) for k in range(window_days) for c, p in (("BTC", price), ("ETH", 3000.0))]
+    refs = [
+        (d - timedelta(days=k), c, p)
+        for k in range(window_days)
+        for c, p in (("BTC", price), ("ETH", 3000.0))
+    ]
     land_extract(conn, Extract(d, [tuple(r) for r in rows], refs), source="test")

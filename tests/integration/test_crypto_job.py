@@ -38,7 +38,9 @@ def test_generated_window_gives_the_exact_expected_counts(db, settings, spark, o
         expected["rows_valid"],
     )
     assert run[5] == expected["rejects_by_rule"]
-    assert set(expected["rejects_by_rule"]) == {r.code for r in R.crypto_rules(R.RuleContext(D3, D3, (), (), 3.0))}
+    assert set(expected["rejects_by_rule"]) == {
+        r.code for r in R.crypto_rules(R.RuleContext(D3, D3, (), (), 3.0))
+    }
     assert (run[6], run[7], run[9]) == (date(2026, 11, 16), D3, "merged")
     by_rule = dict(
         db.execute(
@@ -65,7 +67,11 @@ def test_rerun_changes_nothing_and_never_duplicates_rejects(db, settings, spark)
     assert prod_checksum(db) == before
     (rejects_after,) = db.execute("SELECT count(*) FROM dqm.bt_crypto_events_rejects").fetchone()
     assert rejects_after == rejects_before == first.counts["rows_rejected"]
-    assert (second.counts["rows_inserted"], second.counts["rows_updated"], second.counts["rows_deactivated"]) == (0, 0, 0)
+    assert (
+        second.counts["rows_inserted"],
+        second.counts["rows_updated"],
+        second.counts["rows_deactivated"],
+    ) == (0, 0, 0)
     assert second.counts["rows_unchanged"] == first.counts["rows_valid"]
 
 
@@ -84,25 +90,42 @@ def test_lifecycle_update_deactivate_reactivate_and_hold(db, settings, spark):
     assert len(before) == 15 and all(r["is_active"] for r in before.values())
 
     # next day: 1 edited, 2 deleted upstream, 3 unchanged, 4 only as a rejected row, 5 unchanged
-    land_rows(db, D2, [_row(1, day, price="61000"), _row(3, day), _row(4, day, units="abc"), _row(5, day), *FILLER])
+    land_rows(
+        db, D2, [_row(1, day, price="61000"), _row(3, day), _row(4, day, units="abc"), _row(5, day), *FILLER]
+    )
     out = run_job(settings, D2)
     c = out.counts
-    assert (c["rows_inserted"], c["rows_updated"], c["rows_deactivated"], c["keys_held"], c["rows_unchanged"]) == (0, 1, 1, 1, 12)
+    assert (
+        c["rows_inserted"],
+        c["rows_updated"],
+        c["rows_deactivated"],
+        c["keys_held"],
+        c["rows_unchanged"],
+    ) == (0, 1, 1, 1, 12)
     after = prod_rows(db)
     key = lambda user: ("MLA", user, D1, "BTC")  # noqa: E731
     assert after[key(1)]["purchase_price"] == Decimal("61000.00000000")
     assert after[key(1)]["purchase_value"] == Decimal("30500.00000000")
     assert after[key(1)]["updated_at"] > before[key(1)]["updated_at"]
-    assert after[key(1)]["last_run_id"] == after[key(1)]["last_run_id"] and str(after[key(1)]["last_run_id"]) == out.run_id
+    assert (
+        after[key(1)]["last_run_id"] == after[key(1)]["last_run_id"]
+        and str(after[key(1)]["last_run_id"]) == out.run_id
+    )
     assert not after[key(2)]["is_active"] and after[key(2)]["deactivated_at"] is not None
     for user in (3, 5):  # unchanged: untouched, updated_at kept
         assert after[key(user)] == before[key(user)]
     assert after[key(4)] == before[key(4)]  # held: still active, untouched
 
     # the deleted key reappears: reactivated
-    land_rows(db, D3, [_row(1, day, price="61000"), _row(2, day), _row(3, day), _row(4, day), _row(5, day), *FILLER])
+    land_rows(
+        db, D3, [_row(1, day, price="61000"), _row(2, day), _row(3, day), _row(4, day), _row(5, day), *FILLER]
+    )
     out = run_job(settings, D3)
-    assert (out.counts["rows_reactivated"], out.counts["rows_deactivated"], out.counts["rows_unchanged"]) == (1, 0, 14)
+    assert (out.counts["rows_reactivated"], out.counts["rows_deactivated"], out.counts["rows_unchanged"]) == (
+        1,
+        0,
+        14,
+    )
     final = prod_rows(db)
     assert final[key(2)]["is_active"] and final[key(2)]["deactivated_at"] is None
     assert final[key(2)]["created_at"] == before[key(2)]["created_at"]
@@ -112,7 +135,9 @@ def test_gate_blocks_the_merge_and_prod_is_untouched(db, settings, spark, capsys
     land_rows(db, D1, [_row(u, "2026-11-18") for u in range(1, 11)])
     run_job(settings, D1)
     before = prod_checksum(db)
-    bad = [_row(u, "2026-11-19", price="NaN") for u in range(1, 6)] + [_row(u, "2026-11-19") for u in range(6, 11)]
+    bad = [_row(u, "2026-11-19", price="NaN") for u in range(1, 6)] + [
+        _row(u, "2026-11-19") for u in range(6, 11)
+    ]
     land_rows(db, D2, bad)
     assert main(["--date", D2.isoformat(), "--master", "local[2]"]) == 3  # the Airflow task fails
     assert prod_checksum(db) == before
@@ -121,7 +146,9 @@ def test_gate_blocks_the_merge_and_prod_is_untouched(db, settings, spark, capsys
     ).fetchone()
     assert (status, gate_passed, rejected) == ("blocked", False, 5)
     assert "reject_share: 5 rows (50.00%), limit 20.0%" in message
-    (quarantined,) = db.execute("SELECT count(*) FROM dqm.bt_crypto_events_rejects WHERE logical_date = %s", (D2,)).fetchone()
+    (quarantined,) = db.execute(
+        "SELECT count(*) FROM dqm.bt_crypto_events_rejects WHERE logical_date = %s", (D2,)
+    ).fetchone()
     assert quarantined == 5  # rejects are kept for diagnosis even when blocked
 
 
@@ -137,7 +164,9 @@ def test_backfill_processes_that_dates_window(db, settings, spark):
         land_extract(db, build_extract(cfg, d))
     run_job(settings, D3)
     out = run_job(settings, D1)  # an earlier date, run after
-    window = db.execute("SELECT window_start, window_end FROM dqm.dq_runs WHERE run_id = %s", (out.run_id,)).fetchone()
+    window = db.execute(
+        "SELECT window_start, window_end FROM dqm.dq_runs WHERE run_id = %s", (out.run_id,)
+    ).fetchone()
     assert window == (date(2026, 11, 14), D1)
     (outside,) = db.execute(
         "SELECT count(*) FROM prod.bt_crypto_events WHERE last_run_id = %s AND purchase_date NOT BETWEEN %s AND %s",

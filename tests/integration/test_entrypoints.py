@@ -55,14 +55,18 @@ def test_unreachable_server_without_embedded_is_a_clear_error():
 
 
 def test_embedded_default_when_nothing_answers():
-    nothing = PostgresSettings(host="127.0.0.1", port=_free_port(), embedded="auto", db="kpidelivery_embedded_test")
+    nothing = PostgresSettings(
+        host="127.0.0.1", port=_free_port(), embedded="auto", db="kpidelivery_embedded_test"
+    )
     try:
         pg, where = resolve_server(nothing)
         assert "EMBEDDED" in where and pg.port != nothing.port
         prepare_database(pg)
         with connect(pg) as conn:
             schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace").fetchall()}
-            tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')").fetchone()
+            tables = conn.execute(
+                "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
+            ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
         assert tables[0] == 6
         again, _ = resolve_server(nothing)  # reused, not started twice

@@ -7,7 +7,9 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from jobs.common.dates import pattern_strftime
 from jobs.crypto_events import rules as R
@@ -26,10 +28,14 @@ SCHEMA = (
     "purchase_price string, purchase_units string, row_hash string"
 )
 
-garbage = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+garbage = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+)
 padded = lambda s: st.tuples(st.sampled_from(["", " ", "  "]), s, st.sampled_from(["", " "])).map("".join)  # noqa: E731
 site = st.one_of(st.none(), garbage, padded(st.sampled_from(["MLA", "mlb", "MLZ", "MLB"])))
-user = st.one_of(st.none(), garbage, padded(st.integers(-5, 10**20).map(str)), st.sampled_from(["1", "2", "3"]))
+user = st.one_of(
+    st.none(), garbage, padded(st.integers(-5, 10**20).map(str)), st.sampled_from(["1", "2", "3"])
+)
 day = st.one_of(
     st.none(),
     garbage,
@@ -44,11 +50,15 @@ crypto = st.one_of(st.none(), garbage, padded(st.sampled_from(["BTC", "eth", "DO
 price = st.one_of(
     st.none(),
     garbage,
-    st.sampled_from(["NaN", "Infinity", "-inf", "1e13", "0", "-1", "1e-12", "60000", "3000.123456789", "61000.5"]),
+    st.sampled_from(
+        ["NaN", "Infinity", "-inf", "1e13", "0", "-1", "1e-12", "60000", "3000.123456789", "61000.5"]
+    ),
     st.decimals(min_value=-10, max_value=200000, allow_nan=False, places=9).map(str),
 )
 units = st.one_of(
-    st.none(), garbage, st.sampled_from(["0", "-1", "1e15", "5e13", "0.5", "1"]),
+    st.none(),
+    garbage,
+    st.sampled_from(["0", "-1", "1e15", "5e13", "0.5", "1"]),
     st.decimals(min_value=-1, max_value=100, allow_nan=False, places=11).map(str),
 )
 valid_row = st.tuples(
@@ -136,18 +146,29 @@ def judge_rules(spark):
     return R.crypto_rules(ctx), refs
 
 
-@hyp_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hyp_settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(rows=extract)
 def test_transform_never_loads_a_row_that_breaks_a_rule(spark, judge_rules, rows):
     rules, refs = judge_rules
     df = spark.createDataFrame([(i, *r, f"h{i}") for i, r in enumerate(rows, start=1)], SCHEMA)
     annotated = annotate(df, rules, FORMATS, refs)
     counts = summarise(annotated, rules)
-    assert counts["rows_read"] == len(rows) == counts["rows_valid"] + counts["rows_rejected"] + counts["duplicates_collapsed"]
+    assert (
+        counts["rows_read"]
+        == len(rows)
+        == counts["rows_valid"] + counts["rows_rejected"] + counts["duplicates_collapsed"]
+    )
     for loaded in valid_rows(annotated).collect():
         raw = rows[loaded["source_row"] - 1]
         assert oracle_violations(loaded.asDict(), raw) == [], (raw, loaded)
-    keys = [(r["site_id"], r["user_id"], r["purchase_date"], r["crypto_type"]) for r in valid_rows(annotated).collect()]
+    keys = [
+        (r["site_id"], r["user_id"], r["purchase_date"], r["crypto_type"])
+        for r in valid_rows(annotated).collect()
+    ]
     assert len(keys) == len(set(keys))  # one row per natural key reaches staging
 
 

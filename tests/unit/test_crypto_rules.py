@@ -20,7 +20,9 @@ GOOD = ("MLA", "10", "2026-11-19", "BTC", "60000.5", "0.01")
 
 @pytest.fixture(scope="module")
 def judge(spark, settings):
-    ctx = R.RuleContext(D, date(2026, 11, 16), tuple(settings.crypto.known_sites), tuple(settings.crypto.known_cryptos), 3.0)
+    ctx = R.RuleContext(
+        D, date(2026, 11, 16), tuple(settings.crypto.known_sites), tuple(settings.crypto.known_cryptos), 3.0
+    )
     rules = R.crypto_rules(ctx)
     refs = spark.createDataFrame(
         [(date(2026, 11, 19), "BTC", Decimal("60000")), (date(2026, 11, 19), "USDT", Decimal("1"))],
@@ -87,7 +89,14 @@ CASES = [
     (
         "every field broken",
         (None, None, None, None, None, None),
-        [R.SITE_MISSING, R.USER_ID_INVALID, R.DATE_MISSING, R.CRYPTO_MISSING, R.PRICE_INVALID, R.UNITS_INVALID],
+        [
+            R.SITE_MISSING,
+            R.USER_ID_INVALID,
+            R.DATE_MISSING,
+            R.CRYPTO_MISSING,
+            R.PRICE_INVALID,
+            R.UNITS_INVALID,
+        ],
     ),
 ]
 
@@ -144,7 +153,12 @@ def test_duplicates_exact_collapse_conflicting_all_rejected(judge):
         6: ([R.PRICE_INVALID], False),
     }
     counts = summarise(annotated, rules)
-    assert (counts["rows_read"], counts["rows_valid"], counts["rows_rejected"], counts["duplicates_collapsed"]) == (6, 2, 3, 1)
+    assert (
+        counts["rows_read"],
+        counts["rows_valid"],
+        counts["rows_rejected"],
+        counts["duplicates_collapsed"],
+    ) == (6, 2, 3, 1)
 
 
 def test_rejected_rows_keep_raw_text_reason_and_parsed_key(judge):

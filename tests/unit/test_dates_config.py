@@ -12,7 +12,11 @@ from jobs.common.dates import pattern_regex, pattern_strftime
 
 @pytest.mark.parametrize(
     ("fmt", "text", "strftime"),
-    [("yyyy-MM-dd", "2026-11-19", "%Y-%m-%d"), ("dd/MM/yyyy", "19/11/2026", "%d/%m/%Y"), ("yyyyMMdd", "20261119", "%Y%m%d")],
+    [
+        ("yyyy-MM-dd", "2026-11-19", "%Y-%m-%d"),
+        ("dd/MM/yyyy", "19/11/2026", "%d/%m/%Y"),
+        ("yyyyMMdd", "20261119", "%Y%m%d"),
+    ],
 )
 def test_patterns(fmt, text, strftime):
     assert re.match(pattern_regex(fmt), text)

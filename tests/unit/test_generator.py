@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 from jobs.crypto_events import generate as G
@@ -26,7 +27,9 @@ def test_window_days_and_upstream_changes_between_extracts():
     clean = G.GeneratorConfig(**{**CFG.__dict__, "defect_share": 0.0})
     rows1, rows2 = set(G.build_extract(clean, D).rows), set(G.build_extract(clean, date(2026, 11, 21)).rows)
     shared_days = {r[2] for r in rows1} & {r[2] for r in rows2}
-    assert {d for d in shared_days if "-" in d} == {f"2026-11-{k}" for k in (17, 18, 19, 20)}  # windows overlap 4 days
+    assert {d for d in shared_days if "-" in d} == {
+        f"2026-11-{k}" for k in (17, 18, 19, 20)
+    }  # windows overlap 4 days
     # the same upstream events are mostly unchanged, some edited or deleted
     overlap = [r for r in rows1 if r[2] in shared_days]
     unchanged = sum(1 for r in overlap if r in rows2)
@@ -39,7 +42,7 @@ def test_reference_prices_are_a_plausible_random_walk():
     btc = [p[0] for p in prices]
     usdt = [p[1] for p in prices]
     assert all(p > 0 for p in btc)
-    assert max(abs(b / a - 1) for a, b in zip(btc, btc[1:], strict=False)) < 0.2
+    assert max(abs(b / a - 1) for a, b in itertools.pairwise(btc)) < 0.2
     assert all(0.9 < p < 1.1 for p in usdt)
 
 
