@@ -102,16 +102,14 @@ def main() -> int:
 
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, prepare_database, resolve_server, use_server
+    from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
     from jobs.crypto_events.__main__ import Options, run
     from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
 
     setup_logging()
     settings = load_settings()
-    pg, where = resolve_server(settings.postgres)
-    use_server(pg)
-    prepare_database(pg)
+    pg, where = open_business_database(settings.postgres)
     print(f"# {where}; cores={os.cpu_count()}")
     session_s, _ = _timed(lambda: build_session("bench crypto_refresh", settings.spark))
     print(f"spark_session_start_s={session_s:.2f} (excluded from the job times)")

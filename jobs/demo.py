@@ -36,7 +36,7 @@ HEADER = (
 def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, prepare_database, resolve_server, use_server
+    from jobs.common.postgres import connect, open_business_database
     from jobs.crypto_events.__main__ import Options, run
     from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
 
@@ -48,10 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     settings = load_settings()
-    pg, where = resolve_server(settings.postgres)
-    use_server(pg)
+    pg, where = open_business_database(settings.postgres)
     print(f"\n== {where}\n")
-    prepare_database(pg)
     cfg = config_from_settings(settings.crypto)
     dates = [args.end - timedelta(days=k) for k in range(args.days - 1, -1, -1)]
     run_ids = []

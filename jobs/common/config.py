@@ -100,10 +100,7 @@ class SparkSettings(_Section):
             raise ValueError(f"SPARK_MASTER_URL must be local[...] or spark://host:port, got {value!r}")
         return value
 
-    @field_validator("event_log_dir")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return _project_path(value)
+    _absolute = field_validator("event_log_dir")(_project_path)
 
 
 class ObjectStoreSettings(_Section):
@@ -121,10 +118,7 @@ class ObjectStoreSettings(_Section):
     def _empty_is_none(cls, value: object) -> object:
         return value or None
 
-    @field_validator("object_store_local_root")
-    @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return _project_path(value)
+    _absolute = field_validator("object_store_local_root")(_project_path)
 
 
 class CryptoSettings(_Section):
@@ -185,8 +179,6 @@ class Settings:
     @cached_property
     def crypto(self) -> CryptoSettings:
         return CryptoSettings()
-
-    var_dir: Path = PROJECT_ROOT / "var"
 
 
 def load_settings() -> Settings:

@@ -102,6 +102,16 @@ def prepare_database(pg: PostgresSettings) -> None:
     apply_init_ddl(pg)
 
 
+def open_business_database(pg: PostgresSettings) -> tuple[PostgresSettings, str]:
+    """What every entrypoint does first: pick the server, export it to child processes, create the
+    database and apply the init DDL. Returns the settings to use and the sentence saying which server."""
+    resolved, where = resolve_server(pg)
+    use_server(resolved)
+    log.info(where)
+    prepare_database(resolved)
+    return resolved, where
+
+
 # --- embedded server ----------------------------------------------------------------------------------
 
 

@@ -79,7 +79,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
     from jobs.common.gate import GateConfig, run_gate
     from jobs.common.logs import Progress
     from jobs.common.objectstore import open_store
-    from jobs.common.postgres import connect, prepare_database, resolve_server, use_server
+    from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
     from jobs.crypto_events import io, runs, transform
     from jobs.crypto_events.merge import merge_run
@@ -90,10 +90,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
     window_days = opts.window_days or crypto.window_days
     window = crypto.window(opts.logical_date, window_days)
     progress = Progress(log)
-    pg, where = resolve_server(settings.postgres)
-    use_server(pg)
-    log.info(where)
-    prepare_database(pg)
+    pg, _ = open_business_database(settings.postgres)
     run_id = str(uuid.uuid4())
 
     with connect(pg) as conn:

@@ -349,7 +349,7 @@ def config_from_settings(crypto, **overrides) -> GeneratorConfig:
 def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, prepare_database, resolve_server, use_server
+    from jobs.common.postgres import connect, open_business_database
 
     parser = argparse.ArgumentParser(
         prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0]
@@ -377,10 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_settings(
         settings.crypto, seed=args.seed, events_per_day=args.events_per_day, defect_share=args.defect_share
     )
-    pg, where = resolve_server(settings.postgres)
-    use_server(pg)
-    log.info(where)
-    prepare_database(pg)
+    pg, _ = open_business_database(settings.postgres)
     with connect(pg) as conn:
         for k in range(args.days - 1, -1, -1):
             d = args.date - timedelta(days=k)
