@@ -37,7 +37,7 @@ def codes_column(rules: Sequence[Rule]) -> Column:
     if not rules:
         return F.array().cast("array<string>")
     hits = [F.when(F.coalesce(rule.violated(), F.lit(False)), F.lit(rule.code)) for rule in rules]
-    return F.filter(F.array(*hits), lambda code: code.isNotNull())
+    return F.array_compact(F.array(*hits))  # codegen-friendly, unlike a filter() lambda
 
 
 def evaluate_rules(df: DataFrame, rules: Sequence[Rule], output: str = "rule_codes") -> DataFrame:

@@ -145,10 +145,10 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 log.error("run %s BLOCKED, prod untouched: %s", run_id, gate.message())
                 return RunOutcome(run_id, "blocked", counts, gate.message())
             with progress.step("stage candidates") as facts:
-                io.replace_partition(
-                    conn, pg, transform.valid_rows(annotated), io.CANDIDATE_TABLE, opts.logical_date, run_id
+                staged = io.replace_partition_by_copy(
+                    conn, transform.valid_rows(annotated), io.CANDIDATE_TABLE, opts.logical_date, run_id
                 )
-                facts["rows"] = counts["rows_valid"]
+                facts["rows"] = staged
             runs.record_validation(conn, run_id, counts, gate, status="validated")
             if opts.stage == "validate":
                 return RunOutcome(run_id, "validated", counts, gate.message())

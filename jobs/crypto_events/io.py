@@ -59,6 +59,33 @@ def replace_partition(
     conn.execute(f"ANALYZE {table}")  # fresh statistics for the merge's plans
 
 
+def replace_partition_by_copy(conn, df: DataFrame, table: str, logical_date: date, run_id: str) -> int:
+    """DELETE + COPY in ONE transaction: the rows travel as Arrow record batches rendered to CSV.
+
+    Measured on 1M candidate rows: 4.6 s against 7.7 s for Spark's JDBC batch inserts (docs/crypto_events.md).
+    The rows pass through the driver (~100 MB of Arrow per million rows). Only for tables whose text
+    columns are never NULL or empty (CSV cannot tell those apart): the candidates, not the rejects.
+    """
+    import io
+
+    import pyarrow.csv as pacsv
+
+    tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
+    arrow = tagged.toArrow()
+    options = pacsv.WriteOptions(include_header=False)
+    with conn.transaction():
+        conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
+        with conn.cursor().copy(
+            f"COPY {table} ({', '.join(arrow.column_names)}) FROM STDIN (FORMAT csv)"
+        ) as copy:
+            for batch in arrow.to_batches(max_chunksize=100_000):
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer, write_options=options)
+                copy.write(buffer.getvalue())
+    conn.execute(f"ANALYZE {table}")
+    return arrow.num_rows
+
+
 def count_extract(conn, logical_date: date) -> int:
     row = conn.execute(
         "SELECT count(*) FROM raw.bt_crypto_transaction_history WHERE extract_date = %s", (logical_date,)

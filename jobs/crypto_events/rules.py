@@ -55,18 +55,13 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
 
     c = F.col
 
-    def numeric(name: str):
-        return c(name).rlike(NUMBER_PATTERN)
-
-    def user_is_int():
-        return c("n_user_id").rlike(INT_PATTERN)
-
-    price_ok = numeric("n_purchase_price") & c("t_purchase_price").isNotNull()
-    units_ok = numeric("n_purchase_units") & c("t_purchase_units").isNotNull()
+    # `*_is_int` / `*_is_number`: the text matched INT_PATTERN / NUMBER_PATTERN (computed once, in parse_rows)
+    price_ok = c("price_is_number") & c("t_purchase_price").isNotNull()
+    units_ok = c("units_is_number") & c("t_purchase_units").isNotNull()
     overflow = (
-        (user_is_int() & c("t_user_id").isNull())
-        | (numeric("n_purchase_price") & c("t_purchase_price").isNull())
-        | (numeric("n_purchase_units") & c("t_purchase_units").isNull())
+        (c("user_is_int") & c("t_user_id").isNull())
+        | (c("price_is_number") & c("t_purchase_price").isNull())
+        | (c("units_is_number") & c("t_purchase_units").isNull())
         | (price_ok & units_ok & c("t_purchase_value").isNull())
     )
     low, high = 1.0 / ctx.price_tolerance, ctx.price_tolerance
@@ -82,7 +77,7 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
         Rule(
             USER_ID_INVALID,
             "user_id is missing or not an integer",
-            lambda: c("n_user_id").isNull() | ~user_is_int(),
+            lambda: c("n_user_id").isNull() | ~c("user_is_int"),
         ),
         Rule(USER_ID_NON_POSITIVE, "user_id is not positive", lambda: c("t_user_id") <= 0),
         Rule(DATE_MISSING, "purchase_date is missing", lambda: c("n_purchase_date").isNull()),
@@ -115,7 +110,7 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
         Rule(
             PRICE_INVALID,
             "purchase_price is missing or not a finite number",
-            lambda: c("n_purchase_price").isNull() | ~numeric("n_purchase_price"),
+            lambda: c("n_purchase_price").isNull() | ~c("price_is_number"),
         ),
         Rule(PRICE_NON_POSITIVE, "purchase_price is not positive", lambda: c("t_purchase_price") <= 0),
         Rule(
@@ -126,7 +121,7 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
         Rule(
             UNITS_INVALID,
             "purchase_units is missing or not a finite number",
-            lambda: c("n_purchase_units").isNull() | ~numeric("n_purchase_units"),
+            lambda: c("n_purchase_units").isNull() | ~c("units_is_number"),
         ),
         Rule(UNITS_NON_POSITIVE, "purchase_units is not positive", lambda: c("t_purchase_units") <= 0),
         Rule(

@@ -48,9 +48,9 @@ def normalise(raw: DataFrame) -> DataFrame:
     )
 
 
-def _decimal(text: Column, pattern: str, precision: int, scale: int) -> Column:
+def _decimal(text: Column, is_number: Column, precision: int, scale: int) -> Column:
     """Rounded (HALF_UP) to the target scale; NULL when not a number or when it does not fit."""
-    parsed = F.when(text.rlike(pattern), text.try_cast(_PARSE_SCALE))
+    parsed = F.when(is_number, text.try_cast(_PARSE_SCALE))
     return F.round(parsed, scale).try_cast(DecimalType(precision, scale))
 
 
@@ -65,18 +65,26 @@ def parse_dates(text: Column, date_formats: Sequence[str]) -> tuple[Column, Colu
 
 
 def parse_rows(normalised: DataFrame, date_formats: Sequence[str], reference_prices: DataFrame) -> DataFrame:
-    """Typed target columns (`t_*`, NULL when the value is invalid or overflows) and the reference price."""
+    """Typed target columns (`t_*`, NULL when the value is invalid or overflows) and the reference price.
+
+    Each text is matched against its pattern once (`*_is_int`, `*_is_number`, `date_shape_ok`); the rules
+    read those flags instead of evaluating the regular expressions again."""
     shape_ok, parsed_date = parse_dates(F.col("n_purchase_date"), date_formats)
-    user = F.when(F.col("n_user_id").rlike(INT_PATTERN), F.col("n_user_id").try_cast(DecimalType(38, 0)))
-    price = _decimal(F.col("n_purchase_price"), NUMBER_PATTERN, *PRICE_TYPE)
-    units = _decimal(F.col("n_purchase_units"), NUMBER_PATTERN, *UNITS_TYPE)
-    typed = normalised.withColumns(
+    matched = normalised.withColumns(
         {
+            "user_is_int": F.coalesce(F.col("n_user_id").rlike(INT_PATTERN), F.lit(False)),
+            "price_is_number": F.coalesce(F.col("n_purchase_price").rlike(NUMBER_PATTERN), F.lit(False)),
+            "units_is_number": F.coalesce(F.col("n_purchase_units").rlike(NUMBER_PATTERN), F.lit(False)),
             "date_shape_ok": shape_ok,
             "p_purchase_date": parsed_date,
+        }
+    )
+    user = F.when(F.col("user_is_int"), F.col("n_user_id").try_cast(DecimalType(38, 0)))
+    typed = matched.withColumns(
+        {
             "t_user_id": user.try_cast("bigint"),
-            "t_purchase_price": price,
-            "t_purchase_units": units,
+            "t_purchase_price": _decimal(F.col("n_purchase_price"), F.col("price_is_number"), *PRICE_TYPE),
+            "t_purchase_units": _decimal(F.col("n_purchase_units"), F.col("units_is_number"), *UNITS_TYPE),
         }
     ).withColumn(
         "t_purchase_value",
@@ -134,7 +142,12 @@ def annotate(
             "reason": reasons_column(rules),
         }
     )
-    return rule_flags(judged, rules).drop("row_codes")
+    # keep what later steps read (staging, quarantine, gate, counts): the cache holds no intermediates
+    intermediates = [
+        "row_codes", "dup_conflict", "reference_price", "date_shape_ok", "user_is_int", "price_is_number",
+        "units_is_number", "n_user_id", "n_purchase_date", "n_purchase_price", "n_purchase_units",
+    ]  # fmt: skip
+    return rule_flags(judged, rules).drop(*intermediates)
 
 
 def valid_rows(annotated: DataFrame) -> DataFrame:
