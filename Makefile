@@ -25,7 +25,7 @@ system-deps: ## Java 17 and the Debian PostgreSQL JDBC driver (installed when ro
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	@echo "[setup] installing pinned dependencies into $(VENV) (cold: ~4-6 min, warm cache: ~1 min)"
+	@echo "[setup] installing pinned dependencies into $(VENV) (cold: ~4-6 min, with a warm pip cache: ~3 min)"
 	@$(PY) -m pip install -c constraints.txt -e ".[dev]" > $(VENV)/install.log 2>&1 \
 		|| { tail -40 $(VENV)/install.log; echo "[setup] pip install failed (log: $(VENV)/install.log)" >&2; exit 1; }
 	@touch $(STAMP)
