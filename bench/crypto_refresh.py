@@ -166,7 +166,8 @@ def main() -> int:
                     "run": str(uuid.uuid4()),
                 }
                 with conn.transaction():
-                    conn.execute("SET LOCAL jit = off")  # JIT compile of this statement costs more than it saves
+                    # compiling this statement with JIT costs more than it saves
+                    conn.execute("SET LOCAL jit = off")
                     return conn.execute(SQL_REFRESH, params).fetchone()
 
             sql_s, sql_counts = _timed(sql_refresh)
