@@ -1,0 +1,219 @@
+"""Generator of the five churn source files, from a documented behavioural model with a known truth.
+
+Model (deterministic by seed; every customer is independent):
+- latent engagement ``e ~ N(0, 1)``, a payment trend ``g ~ N(-0.08, 0.12)`` (log-rate change per month),
+  age, gender, card type (credit/debit/prepaid/none) and city;
+- monthly payment rate ``lambda_k = exp(b + g * (k + 6))`` for month k relative to the snapshot T
+  (k = -6..-1 before T, k = 0, 1 the label horizon), with ``b = 0.3 + 0.9 e + card effect + 0.1 (age - 40)/10``;
+  payments per month ~ Poisson(lambda_k), spread uniformly over the month; amounts log-normal by segment;
+- the snapshot sources (ACTIVE_USER, DINERO_CUENTA, MARKETPLACE_DATA) depend on e, so they carry signal;
+  the trend g is only visible in the payment history;
+- label (task statement): churned = no payment in [T, T + 2 months); its true probability is
+  ``exp(-(lambda_0 + lambda_1))``, so the oracle AUC (true probability against the realised label) is known
+  and written to ``_oracle.json`` with the data; ``_truth.csv`` holds the per-customer truth.
+- ``drift`` (0 = none, 1 = strong) shifts the population: older, less active, higher balances and spend.
+
+CLI: ``python -m jobs.churn.generate --out var/churn/source [--customers 5000] [--snapshot 2026-09-01]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FILES = {
+    "PAYMENTS": ("FECHA", "CUS_CUST_ID_SEL", "CUS_CUST_ID_BUY", "SPENT", "TPV_SEGMENT_DETAIL", "DESCUENTO"),
+    "ACTIVE_USER": ("CUS_CUST_ID_BUY", "MAU_MP_1", "MAU_ML_1", "MAU_ML_2", "last_login_mp_date_1"),
+    "DEMOGRAFICOS": ("CUS_CUST_ID_BUY", "AGE", "GENDER", "CARD_TYPE", "CITY"),
+    "DINERO_CUENTA": ("CUS_CUST_ID_BUY", "PLATA_CUENTA_1", "PLATA_CUENTA_2", "INVERSION"),
+    "MARKETPLACE_DATA": ("CUS_CUST_ID_BUY", "SPENT_ML", "RECENCY_ML", "FREQUENCY_ML"),
+}
+SEGMENTS = ("P2P", "QR", "ONLINE", "SERVICES", "RECHARGE")
+SEGMENT_MEAN_LOG_SPENT = (3.2, 2.8, 4.0, 3.6, 2.3)
+CARD_TYPES = ("credit", "debit", "prepaid", "none")
+CARD_EFFECT = (0.30, 0.10, -0.10, -0.40)
+CITIES = ("Buenos Aires", "Cordoba", "Rosario", "Mendoza", "La Plata", "Tucuman", "Mar del Plata", "Salta")
+HISTORY_MONTHS, HORIZON_MONTHS = 6, 2
+
+
+@dataclass(frozen=True)
+class ChurnGenConfig:
+    customers: int = 5000
+    snapshot: date = date(2026, 9, 1)
+    seed: int = 7
+    drift: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.customers < 1:
+            raise ValueError(f"customers must be >= 1, got {self.customers}")
+        if self.snapshot.day != 1:
+            raise ValueError(f"the snapshot must be the first day of a month, got {self.snapshot}")
+        if not 0.0 <= self.drift <= 3.0:
+            raise ValueError(f"drift must be within [0, 3], got {self.drift}")
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + (day.month - 1) + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def generate(cfg: ChurnGenConfig) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict]:
+    """Returns (tables by file name, per-customer truth, oracle summary); pure, no I/O."""
+    rng = np.random.default_rng([cfg.seed, cfg.snapshot.toordinal()])
+    n, d = cfg.customers, cfg.drift
+    ids = np.arange(1, n + 1, dtype=np.int64) * 7 + 100_000  # not 1..n: ids are opaque upstream keys
+    e = rng.normal(-0.5 * d, 1.0, n)
+    trend = rng.normal(-0.08 - 0.03 * d, 0.12, n)
+    age = np.clip(np.round(rng.normal(38 + 6 * d, 12, n)), 18, 85).astype(np.int64)
+    gender = rng.choice(np.array(["M", "F"]), n)
+    card = rng.choice(len(CARD_TYPES), n, p=[0.35, 0.35, 0.2, 0.1])
+    city = rng.choice(np.array(CITIES), n, p=[0.35, 0.15, 0.12, 0.1, 0.1, 0.08, 0.06, 0.04])
+    base = 0.3 + 0.9 * e + np.array(CARD_EFFECT)[card] + 0.1 * (age - 40) / 10
+
+    months = range(-HISTORY_MONTHS, HORIZON_MONTHS)
+    rates = {k: np.exp(base + trend * (k + HISTORY_MONTHS)) for k in months}
+    counts = {k: rng.poisson(rates[k]) for k in months}
+    true_p = np.exp(-(rates[0] + rates[1]))
+    churned = (counts[0] + counts[1]) == 0
+
+    payments = _payments(rng, cfg, ids, e, counts)
+    last_login_days = np.minimum(rng.exponential(10 * np.exp(-e)), 180).astype(np.int64)
+    balance = np.round(rng.lognormal(5 + 0.8 * e + 0.5 * d, 1.0), 2)
+    tables = {
+        "PAYMENTS": payments,
+        "ACTIVE_USER": {
+            "CUS_CUST_ID_BUY": ids,
+            "MAU_MP_1": (rng.random(n) < _sigmoid(0.5 + 1.2 * e - 0.5 * d)).astype(np.int64),
+            "MAU_ML_1": (rng.random(n) < _sigmoid(0.2 + 0.8 * e - 0.5 * d)).astype(np.int64),
+            "MAU_ML_2": (rng.random(n) < _sigmoid(0.1 + 0.7 * e - 0.5 * d)).astype(np.int64),
+            "last_login_mp_date_1": np.array(
+                [(cfg.snapshot - timedelta(days=int(x) + 1)).isoformat() for x in last_login_days]
+            ),
+        },
+        "DEMOGRAFICOS": {
+            "CUS_CUST_ID_BUY": ids,
+            "AGE": age,
+            "GENDER": gender,
+            "CARD_TYPE": np.array(CARD_TYPES)[card],
+            "CITY": city,
+        },
+        "DINERO_CUENTA": {
+            "CUS_CUST_ID_BUY": ids,
+            "PLATA_CUENTA_1": balance,
+            "PLATA_CUENTA_2": np.round(balance * rng.uniform(0.7, 1.3, n), 2),
+            "INVERSION": (rng.random(n) < _sigmoid(-1.0 + e)).astype(np.int64),
+        },
+        "MARKETPLACE_DATA": {
+            "CUS_CUST_ID_BUY": ids,
+            "SPENT_ML": np.round(rng.lognormal(4 + 0.5 * e + 0.4 * d, 0.9), 2),
+            "RECENCY_ML": np.minimum(rng.exponential(20 * np.exp(-0.5 * e)), 365).astype(np.int64),
+            "FREQUENCY_ML": rng.poisson(np.exp(1 + 0.5 * e)),
+        },
+    }
+    truth = {"CUS_CUST_ID_BUY": ids, "true_churn_probability": true_p, "churned": churned.astype(np.int64)}
+    oracle = {
+        **{k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(cfg).items()},
+        "payments": len(payments["FECHA"]),
+        "churn_rate": float(churned.mean()),
+        "oracle_auc": _auc(churned, true_p),
+        "label": f"no payment in [{cfg.snapshot}, {add_months(cfg.snapshot, HORIZON_MONTHS)})",
+    }
+    return tables, truth, oracle
+
+
+def _payments(
+    rng, cfg: ChurnGenConfig, ids: np.ndarray, e: np.ndarray, counts: dict[int, np.ndarray]
+) -> dict:
+    buyers, days = [], []
+    for k, n_k in counts.items():
+        start, end = add_months(cfg.snapshot, k), add_months(cfg.snapshot, k + 1)
+        who = np.repeat(np.arange(len(ids)), n_k)
+        buyers.append(who)
+        days.append(start.toordinal() + rng.integers(0, (end - start).days, len(who)))
+    who, ordinal = np.concatenate(buyers), np.concatenate(days)
+    order = np.lexsort((who, ordinal))
+    who, ordinal = who[order], ordinal[order]
+    m = len(who)
+    segment = rng.choice(len(SEGMENTS), m, p=[0.3, 0.25, 0.25, 0.12, 0.08])
+    spent = np.round(
+        rng.lognormal(np.array(SEGMENT_MEAN_LOG_SPENT)[segment] + 0.2 * e[who] + 0.3 * cfg.drift, 0.8), 2
+    )
+    discount = np.where(rng.random(m) < 0.2, np.round(spent * rng.uniform(0.05, 0.3, m), 2), 0.0)
+    return {
+        "FECHA": np.array([date.fromordinal(int(o)).isoformat() for o in ordinal])
+        if m
+        else np.array([], dtype=str),
+        "CUS_CUST_ID_SEL": rng.integers(1, 50_000, m),
+        "CUS_CUST_ID_BUY": ids[who],
+        "SPENT": spent,
+        "TPV_SEGMENT_DETAIL": np.array(SEGMENTS)[segment],
+        "DESCUENTO": discount,
+    }
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    if labels.min() == labels.max():
+        return float("nan")
+    return float(roc_auc_score(labels, scores))
+
+
+def write(out: Path, tables: dict, truth: dict, oracle: dict) -> list[Path]:
+    """One CSV per source file with the task statement's column names, plus _truth.csv and _oracle.json."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, columns in {**tables, "_truth": truth}.items():
+        path = out / f"{name}.csv"
+        pacsv.write_csv(pa.table({c: pa.array(v) for c, v in columns.items()}), path)
+        written.append(path)
+    (out / "_oracle.json").write_text(json.dumps(oracle, indent=2) + "\n")
+    return [*written, out / "_oracle.json"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="python -m jobs.churn.generate", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for the five CSV files and the oracle"
+    )
+    parser.add_argument("--customers", type=int, default=5000, help="number of customers (default 5000)")
+    parser.add_argument(
+        "--snapshot", type=date.fromisoformat, default=date(2026, 9, 1), help="snapshot T, a month start"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.add_argument("--drift", type=float, default=0.0, help="population shift, 0 (none) to 3")
+    args = parser.parse_args(argv)
+    try:
+        cfg = ChurnGenConfig(args.customers, args.snapshot, args.seed, args.drift)
+    except ValueError as err:
+        parser.error(str(err))
+    setup_logging()
+    tables, truth, oracle = generate(cfg)
+    write(args.out, tables, truth, oracle)
+    log.info(
+        "wrote %d customers, %d payments to %s: churn rate %.3f, oracle AUC %.4f",
+        cfg.customers, oracle["payments"], args.out, oracle["churn_rate"], oracle["oracle_auc"],
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
