@@ -161,6 +161,61 @@ class CryptoSettings(_Section):
         return logical_date - timedelta(days=days - 1), logical_date
 
 
+class ChurnSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="CHURN_")
+
+    source_dir: Path = Path("var/churn/source")
+    lake_dir: Path = Path("var/lake")  # Delta tables (feature snapshots), written with delta-rs
+    spec: str = "churn.yaml"  # a path, or a file name under jobs/churn/specs/
+    # payments older than this before the as-of date, or on/after as-of + horizon, are out of range
+    history_months: int = Field(12, ge=6, le=120)
+    horizon_months: int = Field(2, ge=1, le=12)
+    gate_max_reject_share: float = Field(0.05, ge=0.0, le=1.0)
+    gate_min_rows: int = Field(1, ge=0)
+    gate_max_rule_share: float = Field(0.02, ge=0.0, le=1.0)
+    gate_critical: CsvList = ["schema", "row_count", "reject_share"]
+    # the challenger replaces production when its test AUC is higher by at least this margin
+    promotion_margin: float = Field(0.002, ge=0.0, le=1.0)
+    # risk bands: probability < first = low, < second = medium, else high
+    risk_bands: CsvList = ["0.3", "0.6"]
+
+    _split = field_validator("gate_critical", "risk_bands", mode="before")(_split_csv)
+    _absolute = field_validator("source_dir", "lake_dir")(_project_path)
+
+    @field_validator("risk_bands")
+    @classmethod
+    def _bands(cls, value: list[str]) -> list[str]:
+        cuts = [float(v) for v in value]
+        if len(cuts) != 2 or not 0 < cuts[0] < cuts[1] < 1:
+            raise ValueError(f"CHURN_RISK_BANDS must be two increasing probabilities in (0, 1), got {value}")
+        return value
+
+    @property
+    def band_cuts(self) -> tuple[float, float]:
+        low, high = (float(v) for v in self.risk_bands)
+        return low, high
+
+
+class MlflowSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="MLFLOW_")
+
+    # empty = MLflow on local storage (SQLite + a folder under var/mlflow), the embedded default
+    tracking_uri: str | None = None
+    experiment: str = "churn_retention"
+    model_name: str = "churn_model"
+    local_dir: Path = Path("var/mlflow")
+
+    _empty_is_none = field_validator("tracking_uri", mode="before")(lambda v: v or None)
+    _absolute = field_validator("local_dir")(_project_path)
+
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.local_dir / 'mlflow.db'}"
+
+    def local_artifact_root(self) -> str | None:
+        """Where runs keep artifacts when MLflow runs on local storage (a server decides for itself)."""
+        return None if self.tracking_uri else (self.local_dir / "artifacts").as_uri()
+
+
 class Settings:
     """All sections, each read lazily; `load_settings()` is the one way to get one."""
 
@@ -179,6 +234,14 @@ class Settings:
     @cached_property
     def crypto(self) -> CryptoSettings:
         return CryptoSettings()
+
+    @cached_property
+    def churn(self) -> ChurnSettings:
+        return ChurnSettings()
+
+    @cached_property
+    def mlflow(self) -> MlflowSettings:
+        return MlflowSettings()
 
 
 def load_settings() -> Settings:

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.common.config import PostgresSettings
+from jobs.common.postgres import copy_arrow
 
 log = logging.getLogger(__name__)
 
@@ -66,22 +67,11 @@ def replace_partition_by_copy(conn, df: DataFrame, table: str, logical_date: dat
     The rows pass through the driver (~100 MB of Arrow per million rows). Only for tables whose text
     columns are never NULL or empty (CSV cannot tell those apart): the candidates, not the rejects.
     """
-    import io
-
-    import pyarrow.csv as pacsv
-
     tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
     arrow = tagged.toArrow()
-    options = pacsv.WriteOptions(include_header=False)
     with conn.transaction():
         conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
-        with conn.cursor().copy(
-            f"COPY {table} ({', '.join(arrow.column_names)}) FROM STDIN (FORMAT csv)"
-        ) as copy:
-            for batch in arrow.to_batches(max_chunksize=100_000):
-                buffer = io.BytesIO()
-                pacsv.write_csv(batch, buffer, write_options=options)
-                copy.write(buffer.getvalue())
+        copy_arrow(conn, table, arrow)
     conn.execute(f"ANALYZE {table}")
     return arrow.num_rows
 

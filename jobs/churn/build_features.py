@@ -1,0 +1,99 @@
+"""Build the churn feature snapshot at T and write it as a new version of the Delta feature table.
+
+``python -m jobs.churn.build_features --snapshot 2026-09-01 [--no-label] [--lake-dir DIR] [--master URL]``
+
+Reads the latest loaded batch of each source as of T (`dqm.churn_batches`), applies THE feature module
+(`jobs.churn.features`), and replaces the rows of T in `<lake>/churn_features` (delta-rs). Prints the new
+table version, which training records with the model. Exit codes: 0 done, 2 bad input, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+
+from jobs.churn.snapshots import SnapshotRef
+
+log = logging.getLogger(__name__)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.churn.build_features", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--snapshot", type=date.fromisoformat, required=True, help="snapshot date T (yyyy-mm-dd)"
+    )
+    parser.add_argument(
+        "--no-label", action="store_true", help="scoring snapshot: the label horizon is not observed yet"
+    )
+    parser.add_argument("--lake-dir", type=Path, help="folder of the Delta tables (default CHURN_LAKE_DIR)")
+    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, settings=None) -> tuple[SnapshotRef, dict]:
+    import pyarrow.compute as pc
+
+    from jobs.churn.features import LABEL, build_features
+    from jobs.churn.io import latest_batches, read_sources
+    from jobs.churn.snapshots import table_path, write_snapshot
+    from jobs.common.config import load_settings
+    from jobs.common.logs import Progress
+    from jobs.common.postgres import connect, open_business_database
+    from jobs.common.spark import build_session
+
+    settings = settings or load_settings()
+    progress = Progress(log)
+    pg, _ = open_business_database(settings.postgres)
+    with connect(pg) as conn:
+        batches = latest_batches(conn, args.snapshot)
+    spark = build_session("churn-features", settings.spark, args.master)
+    with progress.step("read sources") as facts:
+        frames = {name: df.cache() for name, df in read_sources(spark, pg, batches).items()}
+        facts.update({name.lower(): df.count() for name, df in frames.items()})
+    with progress.step("build features") as facts:
+        features = build_features(
+            frames["PAYMENTS"],
+            frames["ACTIVE_USER"],
+            frames["DEMOGRAFICOS"],
+            frames["DINERO_CUENTA"],
+            frames["MARKETPLACE_DATA"],
+            args.snapshot,
+            with_label=not args.no_label,
+        )
+        arrow = features.toArrow()
+        facts["customers"] = arrow.num_rows
+    with progress.step("write Delta snapshot") as facts:
+        ref = write_snapshot(arrow, table_path(args.lake_dir or settings.churn.lake_dir), args.snapshot)
+        facts["version"] = ref.version
+    summary = {"customers": arrow.num_rows, "version": ref.version, "path": ref.path}
+    if not args.no_label:
+        summary["churn_rate"] = round(float(pc.mean(arrow[LABEL]).as_py() or 0.0), 4)
+    summary["batches"] = {name: b["batch_id"] for name, b in batches.items()}
+    for df in frames.values():
+        df.unpersist()
+    return ref, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.churn.io import MissingSourceBatch
+    from jobs.common.logs import setup_logging
+
+    args = parse_args(argv)
+    setup_logging()
+    try:
+        ref, summary = run(args)
+    except MissingSourceBatch as exc:
+        log.error("bad input: %s", exc)
+        return 2
+    log.info("feature snapshot %s: %s", ref.describe(), summary)
+    print(f"feature_version={ref.version}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
