@@ -178,3 +178,23 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(
         {"list": "a list", "str": "a string", "dict": "a mapping"}.get(k.__name__, k.__name__) for k in kinds
     )
+
+
+def spec_to_dict(spec: TrainSpec) -> dict[str, Any]:
+    """The YAML form of a spec (what `parse_spec` reads back): logged with every model."""
+    return {
+        "name": spec.name,
+        "id": spec.id,
+        "label": spec.label,
+        "numeric": list(spec.numeric),
+        "categorical": list(spec.categorical),
+        "models": {c.kind: {k: list(v) for k, v in c.grid.items()} for c in spec.candidates},
+        "split": {
+            "train": spec.split.train,
+            "validation": spec.split.validation,
+            "test": spec.split.test,
+            "seed": spec.split.seed,
+        },
+        "selection_metric": spec.selection_metric,
+        "threshold": spec.threshold,
+    }

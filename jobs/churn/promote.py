@@ -1,0 +1,131 @@
+"""Promote the challenger to production when it beats the champion on the SAME evaluation data.
+
+``python -m jobs.churn.promote [--version N] [--force]``
+
+The evaluation data is the challenger's own test split (its pinned feature version and snapshot, the
+split recomputed from its spec). Both models score it with their JVM-free scorers, so no Spark is needed.
+The decision, its reason and both scores are recorded as tags on the challenger version; the alias
+`production` moves only on promotion. Exit codes: 0 decided (promoted or kept), 2 bad input, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from jobs.churn.registry import CHALLENGER, PRODUCTION, Decision
+
+log = logging.getLogger(__name__)
+
+
+def evaluation_frame(ref, spec):
+    """The challenger's test rows, read without a JVM from the same data it was trained on."""
+    import pandas as pd
+
+    from jobs.churn.snapshots import read_with_arrow
+    from jobs.churn.train import split_bucket, split_name
+
+    fmt, path = ref.tags.get("feature_format", "delta"), ref.tags["feature_path"]
+    if fmt == "delta":
+        snapshot = ref.tags.get("snapshot_date") or None
+        from datetime import date
+
+        frame = read_with_arrow(
+            path, int(ref.tags["feature_version"]), date.fromisoformat(snapshot) if snapshot else None
+        ).to_pandas()
+    elif fmt == "csv":
+        frame = pd.read_csv(path)
+    else:
+        frame = pd.read_parquet(path)
+    frame = frame[frame[spec.label].notna()]
+    test = split_name(split_bucket(frame[spec.id].tolist(), spec), spec) == "test"
+    return frame[test].reset_index(drop=True)
+
+
+def score(scorer, frame, label: str) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    try:
+        p = scorer.predict_proba(frame)
+    except KeyError as exc:  # the champion needs columns this data does not have
+        log.warning("cannot score the evaluation data: %s", exc)
+        return None
+    return float(roc_auc_score(frame[label].to_numpy().astype(int), np.asarray(p)))
+
+
+def run(args: argparse.Namespace, settings=None) -> Decision:
+    from mlflow.tracking import MlflowClient
+
+    from jobs.churn.models import download, load_scorer, load_spec_of, resolve
+    from jobs.churn.registry import apply_decision, configure, decide, version_by_alias
+    from jobs.common.config import load_settings
+
+    settings = settings or load_settings()
+    configure(settings.mlflow)
+    client = MlflowClient()
+    name = settings.mlflow.model_name
+    challenger = resolve(client, name, CHALLENGER, args.version)
+    champion_mv = version_by_alias(client, name, PRODUCTION)
+    spec = load_spec_of(challenger)
+    frame = evaluation_frame(challenger, spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        challenger_score = score(
+            load_scorer(download(challenger, Path(tmp) / "challenger")), frame, spec.label
+        )
+        if challenger_score is None:
+            raise RuntimeError(f"the challenger v{challenger.version} cannot score its own test data")
+        champion_score = None
+        if champion_mv is not None and int(champion_mv.version) != challenger.version:
+            champion = resolve(client, name, version=int(champion_mv.version))
+            champion_score = score(load_scorer(download(champion, Path(tmp) / "champion")), frame, spec.label)
+    decision = decide(
+        challenger.version,
+        challenger_score,
+        int(champion_mv.version) if champion_mv is not None else None,
+        champion_score,
+        settings.churn.promotion_margin,
+    )
+    if args.force and not decision.promote:
+        decision = Decision(**{**decision.__dict__, "promote": True, "reason": f"forced ({decision.reason})"})
+    client.set_model_version_tag(name, str(challenger.version), "promotion.evaluation_rows", str(len(frame)))
+    apply_decision(client, name, decision)
+    return decision
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.churn.promote", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--version", type=int, help="model version to consider (default: the challenger alias)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="promote even when the rule says keep (recorded)"
+    )
+    args = parser.parse_args(argv)
+    if args.version is not None and args.version < 1:
+        parser.error("--version must be >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.churn.models import NoModel
+    from jobs.common.logs import setup_logging
+
+    args = parse_args(argv)
+    setup_logging()
+    try:
+        decision = run(args)
+    except NoModel as exc:
+        log.error("bad input: %s", exc)
+        return 2
+    print(json.dumps(decision.__dict__, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
