@@ -7,7 +7,12 @@ never fall back to an embedded one: if PostgreSQL does not answer, they fail and
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -77,3 +82,61 @@ def spark(settings):
 @pytest.fixture
 def object_store_root() -> Path:
     return _STORE
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(pg, tmp_path_factory):
+    """A real MLflow tracking server: PostgreSQL backend store, proxied artifacts on a local path.
+
+    Sets MLFLOW_TRACKING_URI for the session, so `load_settings().mlflow` and the jobs use it."""
+    from psycopg import sql
+
+    from jobs.common.postgres import connect
+
+    db = f"{pg.db}_mlflow"
+    with connect(pg, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    port = _free_port()
+    artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
+    log_path = artifacts.parent / "mlflow-server.log"
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"postgresql+psycopg2://{pg.user}@{pg.host}:{pg.port}/{db}",
+        "--artifacts-destination", str(artifacts), "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with log_path.open("w") as log_file:
+        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"MLflow server did not start; log:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = url
+    yield url
+    if previous is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = previous
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()

@@ -88,7 +88,7 @@ def decide(
     if champion_score is None:
         return Decision(False, "the production model cannot be evaluated on the challenger's data", **facts)
     gain = challenger_score - champion_score
-    if gain > margin:
+    if gain > margin + 1e-12:  # 0.842 - 0.840 is 0.0020000000000000018 in floating point: not a win
         return Decision(True, f"{metric} better by {gain:.5f} > margin {margin}", **facts)
     return Decision(False, f"{metric} gain {gain:.5f} does not exceed margin {margin}", **facts)
 

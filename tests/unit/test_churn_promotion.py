@@ -1,0 +1,43 @@
+"""The promotion rule: first model, better, worse, tie, and the cases where it must not promote."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.churn.registry import decide
+
+
+def test_first_model_is_promoted():
+    d = decide(1, 0.80, None, None, margin=0.002)
+    assert d.promote and "no production" in d.reason
+
+
+def test_better_by_more_than_the_margin_is_promoted():
+    d = decide(2, 0.85, 1, 0.84, margin=0.002)
+    assert d.promote and d.champion_version == 1 and d.challenger_score == 0.85
+
+
+@pytest.mark.parametrize("challenger", [0.8410, 0.8420, 0.83])
+def test_within_the_margin_or_worse_is_kept(challenger):
+    d = decide(2, challenger, 1, 0.84, margin=0.002)
+    assert not d.promote and "does not exceed" in d.reason
+
+
+def test_a_tie_never_promotes_even_with_zero_margin():
+    assert not decide(2, 0.84, 1, 0.84, margin=0.0).promote
+
+
+def test_the_champion_itself_is_not_promoted_again():
+    d = decide(3, 0.9, 3, 0.9, margin=0.0)
+    assert not d.promote and "already" in d.reason
+
+
+def test_a_champion_that_cannot_score_the_data_blocks_automatic_promotion():
+    d = decide(2, 0.9, 1, None, margin=0.0)
+    assert not d.promote and "cannot be evaluated" in d.reason
+
+
+def test_decision_tags_record_the_numbers():
+    tags = decide(2, 0.85, 1, 0.84, margin=0.002).tags()
+    assert tags["promotion.challenger_score"] == "0.85" and tags["promotion.champion_score"] == "0.84"
+    assert tags["promotion.margin"] == "0.002" and tags["promotion.metric"] == "roc_auc"
