@@ -1,7 +1,9 @@
-"""`make demo`: the crypto events workflow end to end on the embedded default.
+"""`make demo`: both workflows end to end on the embedded default.
 
-Lands a few days of simulated upstream extracts, runs the validate-before-load job for each logical
-date (one Spark session, `local[*]`), then prints one line per run and where to look.
+Crypto events: lands a few days of simulated upstream extracts and runs the validate-before-load job for
+each logical date. Churn: generates the five source files, ingests them (GX gate), builds the Delta
+feature snapshot, trains with HPO, registers in MLflow, promotes with aliases and batch-scores into
+`prod.churn_scores`. One Spark session (`local[*]`); prints what it did and where to look.
 """
 
 from __future__ import annotations
@@ -36,20 +38,36 @@ HEADER = (
 def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
-    from jobs.crypto_events.__main__ import Options, run
-    from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
+    from jobs.common.postgres import open_business_database
 
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--end", type=date.fromisoformat, default=date(2026, 11, 20), help="last logical date"
     )
     parser.add_argument("--days", type=int, default=3, help="number of daily runs")
+    parser.add_argument("--only", choices=("all", "crypto", "churn"), default="all", help="which workflow")
+    parser.add_argument("--customers", type=int, default=3000, help="churn: customers to generate")
+    parser.add_argument(
+        "--snapshot", type=date.fromisoformat, default=date(2026, 9, 1), help="churn: snapshot T"
+    )
     args = parser.parse_args(argv)
     setup_logging()
     settings = load_settings()
     pg, where = open_business_database(settings.postgres)
     print(f"\n== {where}\n")
+    ok = True
+    if args.only in ("all", "crypto"):
+        ok &= crypto_demo(args, settings, pg)
+    if args.only in ("all", "churn"):
+        ok &= churn_demo(args, settings, pg)
+    return 0 if ok else 1
+
+
+def crypto_demo(args, settings, pg) -> bool:
+    from jobs.common.postgres import connect
+    from jobs.crypto_events.__main__ import Options, run
+    from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
+
     cfg = config_from_settings(settings.crypto)
     dates = [args.end - timedelta(days=k) for k in range(args.days - 1, -1, -1)]
     run_ids = []
@@ -78,7 +96,49 @@ def main(argv: list[str] | None = None) -> int:
   Spark event logs: {settings.spark.event_log_dir}
 """
     )
-    return 0 if all(r[1] == "merged" for r in rows) else 1
+    return all(r[1] == "merged" for r in rows)
+
+
+def churn_demo(args, settings, pg) -> bool:
+    from jobs.churn import build_features, ingest, promote, score_batch, train
+    from jobs.churn.generate import ChurnGenConfig, generate, write
+
+    source_dir = settings.churn.source_dir
+    tables, truth, oracle = generate(ChurnGenConfig(customers=args.customers, snapshot=args.snapshot))
+    write(source_dir, tables, truth, oracle)
+    log.info("generated %d customers, %d payments in %s", args.customers, oracle["payments"], source_dir)
+    batches = ingest.run(ingest.parse_args(["--as-of", args.snapshot.isoformat()]), settings)
+    ref, features = build_features.run(
+        build_features.parse_args(["--snapshot", args.snapshot.isoformat()]), settings
+    )
+    trained = train.run(train.parse_args([]), settings)
+    decision = promote.run(promote.parse_args([]), settings)
+    scores = score_batch.run(score_batch.parse_args([]), settings)
+
+    print("\n== churn: ingested batches (dqm.churn_batches)")
+    for b in batches:
+        print(f"  {b.source:<17} {b.status:<8} {b.counts}")
+    test = trained["test"]
+    print(
+        f"""
+== churn: model
+  feature snapshot  {ref.describe()}  ({features["customers"]} customers, churn rate {features.get("churn_rate")})
+  best candidate    {trained["model_kind"]} {trained["params"]}
+  test metrics      roc_auc {test["roc_auc"]:.4f}  pr_auc {test["pr_auc"]:.4f}  log_loss {test["log_loss"]:.4f}  \
+brier {test["brier"]:.4f}  f1 {test["f1"]:.4f} @ {test["threshold"]:.3f}
+  oracle AUC        {oracle["oracle_auc"]:.4f} (the generator's true probabilities)
+  registered        {settings.mlflow.model_name} v{trained["version"]} -> alias challenger
+  promotion         {"PROMOTED to production" if decision.promote else "kept as challenger"}: {decision.reason}
+  batch scores      {scores["customers"]} customers with {scores["model"]} (production): {scores["bands"]}
+
+== where to look (churn)
+  SELECT * FROM dqm.churn_batches ORDER BY started_at DESC;
+  SELECT risk_band, count(*), avg(probability) FROM prod.churn_scores GROUP BY 1;
+  MLflow: mlflow ui --backend-store-uri {settings.mlflow.resolved_tracking_uri()}  (experiment {settings.mlflow.experiment})
+  Delta feature table: {ref.path}
+"""
+    )
+    return all(b.status == "loaded" for b in batches)
 
 
 if __name__ == "__main__":

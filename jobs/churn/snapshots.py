@@ -46,9 +46,12 @@ def write_snapshot(
     table: pa.Table, path: Path, snapshot_date: date, column: str = "snapshot_date"
 ) -> SnapshotRef:
     """Replaces the rows of `snapshot_date` (all rows of `table` must carry it); returns the new version."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake import DeltaTable, write_deltalake
 
+    # every column nullable: a scoring snapshot (no label yet) must fit the table a training one created
+    table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
     dates = pc.unique(table[column]).to_pylist()
     if dates != [snapshot_date]:
         raise ValueError(f"every row must have {column} = {snapshot_date}, found {dates}")

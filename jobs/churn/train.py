@@ -79,27 +79,32 @@ def check_table(df: DataFrame, spec: TrainSpec) -> None:
 
 
 def labelled(df: DataFrame, spec: TrainSpec) -> DataFrame:
-    """Rows with a 0/1 label; anything else is an error, not silently dropped or coerced."""
+    """The prepared rows (`pipeline.prepare`) that have a 0/1 label; a label that is neither empty nor
+    understood as 0/1 (1/0, yes/no, true/false) is an error, never silently dropped or coerced."""
     from pyspark.sql import functions as F
 
-    label = F.col(spec.label).cast("double")
-    stats = df.agg(
+    from jobs.churn.pipeline import prepare
+
+    prepared = prepare(df, spec)
+    label = F.col(spec.label)
+    stats = prepared.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(label.isNull().cast("int")).alias("unlabelled"),
-        F.sum((label.isNotNull() & ~label.isin(0.0, 1.0)).cast("int")).alias("bad"),
         F.countDistinct(label).alias("classes"),
     ).first()
     if not stats["rows"]:
         raise TrainingDataError("the feature table is empty")
-    if stats["bad"]:
-        raise TrainingDataError(f"label {spec.label!r} must be 0/1: {stats['bad']} rows hold other values")
+    given = df.filter(F.trim(F.col(spec.label).cast("string")) != "").count()
+    bad = given - (stats["rows"] - stats["unlabelled"])
+    if bad:
+        raise TrainingDataError(f"label {spec.label!r} must be 0/1 (or yes/no): {bad} rows hold other values")
     if stats["unlabelled"] == stats["rows"]:
         raise TrainingDataError(
             f"no row has a label {spec.label!r} (a scoring snapshot built with --no-label cannot train)"
         )
     if stats["classes"] < 2:
         raise TrainingDataError(f"label {spec.label!r} has one class only: nothing to learn")
-    return df.filter(label.isNotNull())
+    return prepared.filter(label.isNotNull())
 
 
 @dataclass
@@ -167,10 +172,9 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
     from pyspark.sql import functions as F
 
     from jobs.churn.evaluation import metrics
-    from jobs.churn.pipeline import prepare
 
     check_table(df, spec)
-    data = prepare(labelled(df, spec), spec).withColumn(SPLIT, split_column(spec)).cache()
+    data = labelled(df, spec).withColumn(SPLIT, split_column(spec)).cache()
     counts = {r[SPLIT]: int(r["count"]) for r in data.groupBy(SPLIT).count().collect()}
     for part in ("train", "validation", "test"):
         counts.setdefault(part, 0)
@@ -325,6 +329,7 @@ def log_run(result: TrainResult, spec: TrainSpec, dataset: dict, settings, spark
             python_model=ChurnPyfuncModel(),
             artifacts={"scorer": str(tmp_dir / "scorer"), "spark_pipeline": str(tmp_dir / "spark_pipeline")},
             signature=signature,
+            input_example=example,
             pip_requirements=pyfunc_requirements(),
             registered_model_name=name,
         )
@@ -399,9 +404,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         result = train_model(df, spec)
         facts.update(best=result.search.best.kind, test_auc=round(result.test_metrics["roc_auc"], 4))
     with progress.step("MLflow log + register") as facts:
-        from jobs.churn.pipeline import prepare
-
-        test = prepare(labelled(df, spec), spec).filter(split_column(spec) == "test")
+        test = labelled(df, spec).filter(split_column(spec) == "test")
         predicted = result.search.best.model.transform(test)
         example = predicted.select(*test.columns, positive_probability(predicted).alias("_spark_p")).limit(
             10_000

@@ -1,0 +1,142 @@
+"""Benchmark: churn features + HPO training on 100k customers (generation excluded).
+
+Measures, in one run on this machine: ingest (reported, excluded from the target), the feature build
+(PostgreSQL raw batches -> THE feature module -> Delta snapshot) and the config-driven search with the
+shipped spec (`jobs/churn/specs/churn.yaml`), then the test AUC against the generator's oracle AUC (the
+true probabilities scored against the realised labels: the ceiling any model can reach on this data).
+Peak memory is sampled over the whole process tree (Python driver + Spark JVM).
+
+    python bench/churn_train.py [--customers 100000] [--spec churn.yaml]
+
+Ends with machine-readable lines: train_seconds=..., auc=..., oracle_auc=..., auc_gap=...,
+peak_rss_mb=... (targets: auc_gap <= 0.02, train_seconds <= 180 on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+T = date(2026, 9, 1)
+
+
+class PeakMemory:
+    """Samples the RSS of this process and its children (the Spark JVM) every 0.25 s."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.root = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                with contextlib.suppress(Exception):  # a child may exit between listing and reading
+                    total += proc.memory_info().rss
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.25)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--spec", default="churn.yaml")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-churn-"))
+    os.environ.setdefault("POSTGRES_DB", "kpidelivery_bench")
+    os.environ.update({"CHURN_LAKE_DIR": str(work / "lake"), "CHURN_SOURCE_DIR": str(work / "source"),
+                       "GX_ANALYTICS_ENABLED": "false", "OBJECT_STORE_LOCAL_ROOT": str(work / "store")})  # fmt: skip
+
+    from jobs.churn import build_features, ingest
+    from jobs.churn.generate import ChurnGenConfig, generate, write
+    from jobs.churn.snapshots import read_with_spark
+    from jobs.churn.spec import load_spec
+    from jobs.churn.train import train_model
+    from jobs.common.config import load_settings
+    from jobs.common.logs import setup_logging
+    from jobs.common.postgres import connect, open_business_database
+    from jobs.common.spark import build_session
+
+    setup_logging()
+    settings = load_settings()
+    pg, where = open_business_database(settings.postgres)
+    with connect(pg) as conn:
+        conn.execute("DELETE FROM dqm.churn_batches WHERE as_of = %s", (T,))
+
+    t0 = time.perf_counter()
+    tables, truth, oracle = generate(ChurnGenConfig(customers=args.customers, snapshot=T, seed=args.seed))
+    write(work / "source", tables, truth, oracle)
+    generate_s = time.perf_counter() - t0
+
+    spark = build_session("bench-churn-train", settings.spark)
+    with PeakMemory() as memory:
+        t0 = time.perf_counter()
+        outcomes = ingest.run(ingest.parse_args(["--as-of", T.isoformat()]), settings)
+        ingest_s = time.perf_counter() - t0
+        assert all(o.status == "loaded" for o in outcomes), [o.message for o in outcomes]
+
+        t0 = time.perf_counter()
+        ref, summary = build_features.run(build_features.parse_args(["--snapshot", T.isoformat()]), settings)
+        features_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        spec = load_spec(args.spec)
+        df, _ = read_with_spark(spark, ref.path, ref.version, T)
+        result = train_model(df, spec)
+        hpo_s = time.perf_counter() - t0
+
+    train_s = features_s + hpo_s
+    auc = result.test_metrics["roc_auc"]
+    print(
+        f"\n== churn training benchmark ({args.customers:,} customers, {oracle['payments']:,} payments; {where})"
+    )
+    print(f"  generate (excluded)  {generate_s:7.1f} s")
+    print(f"  ingest (excluded)    {ingest_s:7.1f} s   5 files, GX gate per file")
+    print(
+        f"  features             {features_s:7.1f} s   {summary['customers']:,} customers -> Delta v{ref.version}"
+    )
+    print(
+        f"  HPO + test           {hpo_s:7.1f} s   {len(result.search.trials)} grid points, split {result.counts}"
+    )
+    for trial in result.search.trials:
+        print(
+            f"    {trial.kind:<20} {trial.params!s:<55} val roc_auc {trial.validation['roc_auc']:.4f}  {trial.seconds:5.1f} s"
+        )
+    best = result.search.best
+    print(f"  best                 {best.kind} {best.params}")
+    print(f"  test                 roc_auc {auc:.4f}  pr_auc {result.test_metrics['pr_auc']:.4f}  "
+          f"log_loss {result.test_metrics['log_loss']:.4f}  brier {result.test_metrics['brier']:.4f}")  # fmt: skip
+    print(f"  oracle               roc_auc {oracle['oracle_auc']:.4f}")
+    print(f"train_seconds={train_s:.1f}")
+    print(f"features_seconds={features_s:.1f}")
+    print(f"hpo_seconds={hpo_s:.1f}")
+    print(f"ingest_seconds={ingest_s:.1f}")
+    print(f"auc={auc:.4f}")
+    print(f"oracle_auc={oracle['oracle_auc']:.4f}")
+    print(f"auc_gap={oracle['oracle_auc'] - auc:.4f}")
+    print(f"peak_rss_mb={memory.peak / 2**20:.0f}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
