@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto embedded-stop clean
+.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score embedded-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 	@echo "[setup] done"
 
-demo: setup ## run the crypto workflow on the embedded default and print what it did
+demo: setup ## run both workflows (crypto events, churn) on the embedded default and print what they did
 	@$(PY) -m jobs.demo
 
 test: setup ## the whole test suite (real PostgreSQL, Spark local)
@@ -52,6 +52,12 @@ constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 
 bench-crypto: setup ## crypto refresh benchmark vs COPY floor and pure-SQL refresh (100k and 1M rows)
 	@$(PY) bench/crypto_refresh.py
+
+bench-churn: setup ## churn features + HPO training on 100k customers vs the oracle AUC
+	@$(PY) bench/churn_train.py
+
+bench-score: setup ## single-row latency of the JVM-free scorer (with/without SHAP) vs mlflow.pyfunc on Spark
+	@$(PY) bench/score_latency.py
 
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop

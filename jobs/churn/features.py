@@ -49,6 +49,7 @@ FEATURES: dict[str, str] = {
     "balance_1": "account balance last month",
     "balance_2": "account balance two months ago",
     "balance_change": "balance_1 - balance_2",
+    "balance_log_ratio": "ln(1 + balance_1) - ln(1 + balance_2), negatives as 0: the balance trend",
     "has_investment": "has an investment product (0/1)",
     "spent_ml": "marketplace spend",
     "recency_ml": "days since the last marketplace purchase",
@@ -150,6 +151,10 @@ def build_features(
         F.col("plata_cuenta_1").cast("double").alias("balance_1"),
         F.col("plata_cuenta_2").cast("double").alias("balance_2"),
         (F.col("plata_cuenta_1") - F.col("plata_cuenta_2")).cast("double").alias("balance_change"),
+        (
+            F.log1p(F.greatest(F.col("plata_cuenta_1").cast("double"), F.lit(0.0)))
+            - F.log1p(F.greatest(F.col("plata_cuenta_2").cast("double"), F.lit(0.0)))
+        ).alias("balance_log_ratio"),
         F.col("inversion").cast("double").alias("has_investment"),
     )
     market = marketplace.select(

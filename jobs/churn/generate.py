@@ -7,7 +7,8 @@ Model (deterministic by seed; every customer is independent):
   (k = -6..-1 before T, k = 0, 1 the label horizon), with ``b = 0.3 + 0.9 e + card effect + 0.1 (age - 40)/10``;
   payments per month ~ Poisson(lambda_k), spread uniformly over the month; amounts log-normal by segment;
 - the snapshot sources (ACTIVE_USER, DINERO_CUENTA, MARKETPLACE_DATA) depend on e, so they carry signal;
-  the trend g is only visible in the payment history;
+  the trend g shows in the payment history and in the balance drawdown (PLATA_CUENTA_1 is about
+  PLATA_CUENTA_2 * exp(3 g): the balance follows three months of the trend);
 - label (task statement): churned = no payment in [T, T + 2 months); its true probability is
   ``exp(-(lambda_0 + lambda_1))``, so the oracle AUC (true probability against the realised label) is known
   and written to ``_oracle.json`` with the data; ``_truth.csv`` holds the per-customer truth.
@@ -91,7 +92,7 @@ def generate(cfg: ChurnGenConfig) -> tuple[dict[str, dict[str, np.ndarray]], dic
 
     payments = _payments(rng, cfg, ids, e, counts)
     last_login_days = np.minimum(rng.exponential(10 * np.exp(-e)), 180).astype(np.int64)
-    balance = np.round(rng.lognormal(5 + 0.8 * e + 0.5 * d, 1.0), 2)
+    balance = np.round(rng.lognormal(5 + 0.8 * e + 0.5 * d, 0.5), 2)
     tables = {
         "PAYMENTS": payments,
         "ACTIVE_USER": {
@@ -113,7 +114,8 @@ def generate(cfg: ChurnGenConfig) -> tuple[dict[str, dict[str, np.ndarray]], dic
         "DINERO_CUENTA": {
             "CUS_CUST_ID_BUY": ids,
             "PLATA_CUENTA_1": balance,
-            "PLATA_CUENTA_2": np.round(balance * rng.uniform(0.7, 1.3, n), 2),
+            # declining customers draw their balance down: last month vs the month before follows the trend
+            "PLATA_CUENTA_2": np.round(balance * np.exp(-3 * trend + rng.normal(0, 0.05, n)), 2),
             "INVERSION": (rng.random(n) < _sigmoid(-1.0 + e)).astype(np.int64),
         },
         "MARKETPLACE_DATA": {

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _BATCH_NAMESPACE = uuid.UUID("8f6f0d3e-5d1c-4f7b-9a51-1c8d2e0b7a10")
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
+SLICE_ROWS = 250_000  # rows per driver round trip when copying into PostgreSQL
 
 
 class BadSourceFile(ValueError):
@@ -158,12 +159,26 @@ def rejected_rows(annotated, source: Source, rules, batch: str):
     )
 
 
+def copy_in_slices(conn, table: str, df, rows: int) -> int:
+    """COPY `df` through the driver in slices of ~SLICE_ROWS (bounded driver memory), inside the caller's
+    transaction: a file of millions of rows still loads all-or-nothing."""
+    from pyspark.sql import functions as F
+
+    from jobs.common.postgres import copy_arrow
+
+    slices = max(1, -(-rows // SLICE_ROWS))
+    written = 0
+    for i in range(slices):
+        part = df if slices == 1 else df.filter(F.col("source_row") % slices == i)
+        written += copy_arrow(conn, table, part.toArrow())
+    return written
+
+
 def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, store) -> BatchOutcome:
     from dataclasses import replace
 
     from jobs.common.gate import run_gate
     from jobs.common.logs import Progress
-    from jobs.common.postgres import copy_arrow
     from jobs.common.rules import rule_flags
 
     progress = Progress(log)
@@ -191,17 +206,23 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
             )
             facts["passed"] = gate.passed
         with progress.step(f"{source.name}: write") as facts:
-            rejects = rejected_rows(annotated, source, rules, batch).toArrow()
-            valid = valid_rows(annotated, source, batch).toArrow() if gate.passed else None
+            status = "loaded" if gate.passed else "blocked"
             with conn.transaction():
                 conn.execute(f"DELETE FROM {source.table} WHERE batch_id = %s", (batch,))
                 conn.execute("DELETE FROM dqm.churn_rejects WHERE batch_id = %s", (batch,))
-                copy_arrow(conn, "dqm.churn_rejects", rejects)
-                if valid is not None:
-                    copy_arrow(conn, source.table, valid)
-                status = "loaded" if gate.passed else "blocked"
+                rejects = copy_in_slices(
+                    conn,
+                    "dqm.churn_rejects",
+                    rejected_rows(annotated, source, rules, batch),
+                    counts["rejected"],
+                )
+                valid = (
+                    copy_in_slices(conn, source.table, valid_rows(annotated, source, batch), counts["valid"])
+                    if gate.passed
+                    else 0
+                )
                 _finish_batch(conn, batch, status, counts, by_rule, gate)
-            facts.update(valid=valid.num_rows if valid is not None else 0, rejects=rejects.num_rows)
+            facts.update(valid=valid, rejects=rejects)
         annotated.unpersist()
     except Exception as exc:
         _fail_batch(conn, batch, f"{type(exc).__name__}: {exc}")

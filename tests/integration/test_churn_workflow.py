@@ -300,3 +300,22 @@ def test_a_scoring_snapshot_without_label_cannot_train(env, caplog):
     assert train.main(["--spec", str(env["specs"]["weak"]), "--snapshot", later.isoformat()]) == 2
     assert "no row has a label" in caplog.text
     print(json.dumps(summary, default=str))
+
+
+def test_batch_scoring_runs_under_spark_submit(env, lifecycle, pg):
+    import subprocess
+
+    from jobs.common.config import PROJECT_ROOT
+    from jobs.common.spark import submit_command
+
+    argv, child_env = submit_command(
+        PROJECT_ROOT / "jobs/churn/score_batch.py",
+        ["--snapshot", T.isoformat()],
+        env["settings"].spark,
+        "local[2]",
+    )
+    child_env.update(POSTGRES_HOST=pg.host, POSTGRES_PORT=str(pg.port))
+    proc = subprocess.run(argv, env=child_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["customers"] == CUSTOMERS and summary["alias"] == "production"
