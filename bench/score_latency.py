@@ -111,11 +111,11 @@ def main() -> None:
         spark_p50, spark_p95 = percentiles(time_rows(spark_pyfunc.predict, frames_1, warmup=5))
 
     print("\n== single-row scoring latency (warm, ms)")
-    print(f"  {'model':<22}{'p50':>8}{'p95':>8}{'p50+shap':>10}{'p95+shap':>10}")
+    print(f"  {'model':<30}{'p50':>8}{'p95':>8}{'p50+shap':>10}{'p95+shap':>10}")
     for kind, (p50, p95, p50s, p95s) in results.items():
-        print(f"  {'JVM-free ' + kind:<22}{p50:8.3f}{p95:8.3f}{p50s:10.3f}{p95s:10.3f}")
+        print(f"  {'JVM-free ' + kind:<30}{p50:8.3f}{p95:8.3f}{p50s:10.3f}{p95s:10.3f}")
     print(
-        f"  {'mlflow.pyfunc (Spark)':<22}{spark_p50:8.1f}{spark_p95:8.1f}{'n/a':>10}{'n/a':>10}   gbt, {args.spark_rows} rows"
+        f"  {'mlflow.pyfunc (Spark)':<30}{spark_p50:8.1f}{spark_p95:8.1f}{'n/a':>10}{'n/a':>10}   gbt, {args.spark_rows} rows"
     )
     p50, p95, p50s, p95s = results["gbt"]
     print(f"p50_ms={p50:.3f}")
