@@ -68,7 +68,7 @@ def test_embedded_default_when_nothing_answers():
                 "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
             ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
-        assert tables[0] == 6
+        assert tables[0] == 14  # 6 crypto + 8 churn tables of database/sql/init
         again, _ = resolve_server(nothing)  # reused, not started twice
         assert again.port == pg.port
     finally:
