@@ -140,3 +140,15 @@ def mlflow_server(pg, tmp_path_factory):
         server.wait(timeout=20)
     except subprocess.TimeoutExpired:
         server.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's S3 server: the stand-in for MinIO (path-style addressing, s3v4), as DESIGN.md allows."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

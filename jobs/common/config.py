@@ -112,6 +112,7 @@ class ObjectStoreSettings(_Section):
     s3_region: str = "us-east-1"
     object_store_local_root: Path = Path("var/objectstore")
     ge_artifacts_bucket: str = "ge-artifacts"
+    mlflow_artifacts_bucket: str = "mlflow-artifacts"  # drift reports go under drift-reports/<date>/
 
     @field_validator("s3_endpoint_url", mode="before")
     @classmethod
@@ -196,6 +197,37 @@ class ChurnSettings(_Section):
         return low, high
 
 
+class DriftSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="DRIFT_")
+
+    sample_rows: int = Field(20_000, ge=100)  # rows per side fed to Evidently (Spark samples them)
+    # severity by share of drifted columns: >= moderate, >= severe, >= critical
+    share_thresholds: CsvList = ["0.1", "0.3", "0.5"]
+    # severity by how many of the model's top features (mean |SHAP|) drifted: >= 1, >= 2, >= 3
+    important_features: int = Field(5, ge=1)
+    important_thresholds: CsvList = ["1", "2", "3"]
+
+    _split = field_validator("share_thresholds", "important_thresholds", mode="before")(_split_csv)
+
+    @field_validator("share_thresholds", "important_thresholds")
+    @classmethod
+    def _three_increasing(cls, value: list[str]) -> list[str]:
+        cuts = [float(v) for v in value]
+        if len(cuts) != 3 or cuts != sorted(cuts) or len(set(cuts)) != 3 or cuts[0] <= 0:
+            raise ValueError(
+                f"three increasing positive thresholds (moderate, severe, critical) expected, got {value}"
+            )
+        return value
+
+    @property
+    def share_cuts(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self.share_thresholds)  # type: ignore[return-value]
+
+    @property
+    def important_cuts(self) -> tuple[int, int, int]:
+        return tuple(int(float(v)) for v in self.important_thresholds)  # type: ignore[return-value]
+
+
 class MlflowSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="MLFLOW_")
 
@@ -242,6 +274,10 @@ class Settings:
     @cached_property
     def mlflow(self) -> MlflowSettings:
         return MlflowSettings()
+
+    @cached_property
+    def drift(self) -> DriftSettings:
+        return DriftSettings()
 
 
 def load_settings() -> Settings:

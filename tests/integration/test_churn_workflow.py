@@ -319,3 +319,86 @@ def test_batch_scoring_runs_under_spark_submit(env, lifecycle, pg):
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["customers"] == CUSTOMERS and summary["alias"] == "production"
+
+
+# --- drift monitor (Evidently 0.7; moto's S3 server stands in for MinIO) ---------------------------------
+
+
+def _features_parquet(spark, path: Path, seed: int, drift: float, customers: int = 2000) -> Path:
+    from jobs.churn.features import build_features
+    from jobs.churn.generate import ChurnGenConfig, generate
+
+    tables, _, _ = generate(ChurnGenConfig(customers=customers, snapshot=T, seed=seed, drift=drift))
+    frames = {}
+    for name, cols in tables.items():
+        frame = pd.DataFrame({c.lower(): v for c, v in cols.items()})
+        for column in ("fecha", "last_login_mp_date_1"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column]).dt.date
+        frames[name] = spark.createDataFrame(frame)
+    build_features(*(frames[n] for n in ("PAYMENTS", "ACTIVE_USER", "DEMOGRAFICOS", "DINERO_CUENTA", "MARKETPLACE_DATA")),
+                   T).toPandas().to_parquet(path)  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def s3_settings(env, s3_endpoint):
+    from jobs.common.config import load_settings
+
+    saved = os.environ.get("S3_ENDPOINT_URL")
+    os.environ.update(S3_ENDPOINT_URL=s3_endpoint, S3_ACCESS_KEY_ID="test", S3_SECRET_ACCESS_KEY="test")
+    yield load_settings()
+    os.environ["S3_ENDPOINT_URL"] = saved or ""
+
+
+def test_drift_against_the_production_models_data_goes_to_s3_and_mlflow(env, lifecycle, s3_settings):
+    import mlflow
+
+    from jobs.churn import drift
+    from jobs.common.objectstore import open_store
+
+    production = lifecycle[-1][2]
+    result = drift.run(drift.parse_args(["--date", "2026-11-22", "--master", "local[2]"]), s3_settings)
+    assert result.reference["version"] == env["feature_ref"].version
+    assert result.reference["snapshot_date"] == T.isoformat() and result.severity in drift.SEVERITIES
+    assert result.sample_rows == {"reference": CUSTOMERS, "current": result.current["sampled"]}
+    store = open_store(s3_settings.object_store)
+    keys = store.list_keys("mlflow-artifacts", "drift-reports/2026-11-22/")
+    assert keys == [f"drift-reports/2026-11-22/{k}" for k in ("report.html", "report.json", "summary.json")]
+    summary = json.loads(store.get_bytes("mlflow-artifacts", "drift-reports/2026-11-22/summary.json"))
+    assert summary["severity"] == result.severity and summary["report_uris"]["html"].startswith("s3://")
+    run = mlflow.get_run(result.mlflow_run_id)
+    assert run.data.tags["run_type"] == "drift" and run.data.tags["model_version"] == str(production)
+    assert run.data.metrics["recent_drift_share"] == pytest.approx(result.drift_share)
+    assert {f"drift.{c}" for c in result.columns} <= set(run.data.metrics)
+    assert run.data.params["drift_method.age"] == result.columns["age"]["method"]
+
+
+def test_same_distribution_is_no_drift_and_injected_drift_is_critical(env, spark, s3_settings, tmp_path):
+    from jobs.churn import drift
+
+    base = _features_parquet(spark, tmp_path / "base.parquet", seed=1, drift=0.0)
+    same = _features_parquet(spark, tmp_path / "same.parquet", seed=2, drift=0.0)
+    shifted = _features_parquet(spark, tmp_path / "shifted.parquet", seed=3, drift=2.0)
+    spec = str(SPECS_DIR / "churn.yaml")
+
+    def compare(current: Path, day: str):
+        argv = ["--date", day, "--reference", str(base), "--current", str(current), "--columns", spec,
+                "--no-mlflow", "--master", "local[2]"]  # fmt: skip
+        return drift.run(drift.parse_args(argv), s3_settings)
+
+    calm, stormy = compare(same, "2026-11-23"), compare(shifted, "2026-11-24")
+    assert (calm.severity, calm.retrain, calm.drifted_columns) == ("none", False, [])
+    assert stormy.severity == "critical" and stormy.retrain and stormy.drift_share >= 0.5
+    assert {"age", "balance_1", "spent_ml"} <= set(stormy.drifted_columns)  # what the generator shifts
+
+
+def test_drift_without_a_production_model_is_a_clear_error(env, caplog):
+    from jobs.churn import drift
+
+    os.environ["MLFLOW_MODEL_NAME"] = "no_such_model"
+    try:
+        assert drift.main(["--date", "2026-11-22", "--no-mlflow"]) == 2
+    finally:
+        os.environ.pop("MLFLOW_MODEL_NAME")
+    assert "no version of no_such_model holds the alias 'production'" in caplog.text

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from moto.server import ThreadedMotoServer
 
 from jobs.common.config import ObjectStoreSettings
 from jobs.common.objectstore import S3ObjectStore, open_store, put_tree
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 def test_s3_store_writes_lists_and_reads(s3_endpoint, tmp_path):
