@@ -13,7 +13,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score embedded-stop clean
+.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift embedded-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ bench-churn: setup ## churn features + HPO training on 100k customers vs the ora
 
 bench-score: setup ## single-row latency of the JVM-free scorer (with/without SHAP) vs mlflow.pyfunc on Spark
 	@$(PY) bench/score_latency.py
+
+bench-drift: setup ## Evidently drift report time on 100k rows x 20 columns
+	@$(PY) bench/drift_report.py
 
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop
