@@ -20,8 +20,10 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -207,34 +209,31 @@ def top_features(run_id: str, k: int) -> list[str]:
     return list(ranking.sort_values(ascending=False).index[:k])
 
 
-def publish(snapshot, result: DriftResult, store, bucket: str) -> dict[str, str]:
-    import tempfile
-    from pathlib import Path
+def write_reports(snapshot, folder) -> dict[str, Path]:
+    """report.html (self-contained) and report.json of the Evidently snapshot, in `folder`."""
+    folder = Path(folder)
+    files = {"html": folder / "report.html", "json": folder / "report.json"}
+    snapshot.save_html(str(files["html"]))
+    files["json"].write_text(json.dumps(snapshot.dict(), default=str))
+    return files
 
+
+def publish(files: dict, result: DriftResult, store, bucket: str) -> dict[str, str]:
+    """The reports and the result summary to `<bucket>/drift-reports/<date>/` (S3 or the local folder)."""
     prefix = f"drift-reports/{result.date}"
-    with tempfile.TemporaryDirectory() as tmp:
-        html = Path(tmp) / "report.html"
-        snapshot.save_html(str(html))
-        uris = {
-            "html": store.put_bytes(bucket, f"{prefix}/report.html", html.read_bytes(), "text/html"),
-            "json": store.put_bytes(
-                bucket,
-                f"{prefix}/report.json",
-                json.dumps(snapshot.dict(), default=str).encode(),
-                "application/json",
-            ),
-        }
-    result.report_uris = uris
-    uris["summary"] = store.put_bytes(
-        bucket,
-        f"{prefix}/summary.json",
-        json.dumps(asdict(result), indent=2, default=str).encode(),
-        "application/json",
+    types = {"html": "text/html", "json": "application/json"}
+    result.report_uris = {
+        kind: store.put_bytes(bucket, f"{prefix}/{path.name}", path.read_bytes(), types[kind])
+        for kind, path in files.items()
+    }
+    summary = json.dumps(asdict(result), indent=2, default=str).encode()
+    result.report_uris["summary"] = store.put_bytes(
+        bucket, f"{prefix}/summary.json", summary, "application/json"
     )
-    return uris
+    return result.report_uris
 
 
-def log_to_mlflow(result: DriftResult, model_ref) -> str:
+def log_to_mlflow(result: DriftResult, model_ref, files: dict) -> str:
     import mlflow
 
     with mlflow.start_run(run_name=f"drift-{result.date}") as run:
@@ -269,6 +268,8 @@ def log_to_mlflow(result: DriftResult, model_ref) -> str:
             }
         )
         mlflow.log_dict(asdict(result), "drift/summary.json")
+        for path in files.values():
+            mlflow.log_artifact(str(path), "drift")
         return run.info.run_id
 
 
@@ -348,11 +349,13 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
         current=cur_info,
         sample_rows={"reference": len(ref_frame), "current": len(cur_frame)},
     )
-    with progress.step("publish"):
-        store = open_store(settings.object_store)
-        publish(snapshot, result, store, settings.object_store.mlflow_artifacts_bucket)
+    with progress.step("publish"), tempfile.TemporaryDirectory() as tmp:
+        files = write_reports(snapshot, tmp)
+        publish(
+            files, result, open_store(settings.object_store), settings.object_store.mlflow_artifacts_bucket
+        )
         if not args.no_mlflow:
-            result.mlflow_run_id = log_to_mlflow(result, model_ref)
+            result.mlflow_run_id = log_to_mlflow(result, model_ref, files)
     log.info("drift %s: %s (%s)", result.date, severity, "; ".join(reasons))
     return result
 

@@ -372,6 +372,8 @@ def test_drift_against_the_production_models_data_goes_to_s3_and_mlflow(env, lif
     assert run.data.metrics["recent_drift_share"] == pytest.approx(result.drift_share)
     assert {f"drift.{c}" for c in result.columns} <= set(run.data.metrics)
     assert run.data.params["drift_method.age"] == result.columns["age"]["method"]
+    logged = {a.path for a in _client().list_artifacts(result.mlflow_run_id, "drift")}
+    assert logged == {"drift/report.html", "drift/report.json", "drift/summary.json"}
 
 
 def test_same_distribution_is_no_drift_and_injected_drift_is_critical(env, spark, s3_settings, tmp_path):
