@@ -404,3 +404,14 @@ def test_drift_without_a_production_model_is_a_clear_error(env, caplog):
     finally:
         os.environ.pop("MLFLOW_MODEL_NAME")
     assert "no version of no_such_model holds the alias 'production'" in caplog.text
+
+
+def test_watchdog_sees_only_new_or_changed_source_files(env):
+    from jobs.churn.watch import changed_sources
+
+    folder = env["root"] / "source"
+    assert changed_sources(folder, env["settings"]) == {}  # everything was ingested by the fixture
+    with (folder / "DEMOGRAFICOS.csv").open("a") as handle:
+        handle.write("9999999,33,F,debit,Salta\n")
+    changed = changed_sources(folder, env["settings"])
+    assert list(changed) == ["DEMOGRAFICOS"] and len(changed["DEMOGRAFICOS"]) == 64

@@ -1,0 +1,82 @@
+"""The DAG files: they import without errors, parsing touches no database or network, and each task graph
+has the expected shape. Parsed in a subprocess with its own AIRFLOW_HOME, as the dag-processor would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jobs.common.config import PROJECT_ROOT
+
+PARSE = r"""
+import json, socket, sys
+import psycopg
+def refuse(*a, **k):
+    raise AssertionError("DAG parsing opened a connection")
+psycopg.connect = refuse
+socket.create_connection = refuse
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    "errors": {k: str(v) for k, v in bag.import_errors.items()},
+    "dags": {d.dag_id: {"edges": sorted([t.task_id, down] for t in d.tasks for down in t.downstream_task_ids),
+                        "tasks": sorted(d.task_ids), "retries": {t.task_id: t.retries for t in d.tasks},
+                        "timeouts": {t.task_id: bool(t.execution_timeout) for t in d.tasks},
+                        "callbacks": {t.task_id: bool(t.on_failure_callback) for t in d.tasks},
+                        "tz": str(d.timezone)} for d in bag.dags.values()},
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory) -> dict:
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        # a database that does not exist: parsing must not need one
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://nobody@127.0.0.1:1/none",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", PARSE, str(PROJECT_ROOT / "airflow" / "dags")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_dag_files_import_without_errors_and_without_connections(parsed):
+    assert parsed["errors"] == {}
+    assert set(parsed["dags"]) == {
+        "crypto_events_dag", "churn_data_watchdog", "churn_training_dag", "churn_drift_monitor_w",
+    }  # fmt: skip
+
+
+def test_task_graphs(parsed):
+    dags = parsed["dags"]
+    assert dags["crypto_events_dag"]["edges"] == [
+        ["land_extract", "validate"], ["merge", "reconcile"], ["validate", "merge"],
+    ]  # fmt: skip
+    assert dags["churn_training_dag"]["edges"] == [
+        ["build_features", "train"], ["ingest", "build_features"], ["promote", "batch_score"], ["train", "promote"],
+    ]  # fmt: skip
+    assert dags["churn_drift_monitor_w"]["edges"] == [
+        ["critical", "trigger_training"],
+        ["drift_report", "critical"],
+    ]
+    assert dags["churn_data_watchdog"]["tasks"] == ["detect_new_files"]
+    assert dags["crypto_events_dag"]["tz"].endswith("Buenos_Aires")
+
+
+def test_every_task_retries_times_out_and_alerts(parsed):
+    for dag_id, dag in parsed["dags"].items():
+        for task_id in dag["tasks"]:
+            assert dag["retries"][task_id] >= 2, (dag_id, task_id)
+            assert dag["timeouts"][task_id], (dag_id, task_id)
+            assert dag["callbacks"][task_id], (dag_id, task_id)
