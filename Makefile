@@ -41,8 +41,8 @@ test-fast: setup ## unit tests only
 	@$(PY) -m pytest tests/unit
 
 lint: setup ## ruff (style + import order)
-	@$(PY) -m ruff check jobs tests bench
-	@$(PY) -m ruff format --check jobs tests bench
+	@$(PY) -m ruff check jobs tests bench airflow
+	@$(PY) -m ruff format --check jobs tests bench airflow
 
 constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@rm -rf var/constraints-venv && $(PYTHON_BOOT) -m venv var/constraints-venv
