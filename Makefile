@@ -11,6 +11,7 @@ STAMP       := $(VENV)/.installed
 JDBC_JAR    ?= /usr/share/java/postgresql.jar
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift embedded-stop clean

@@ -26,6 +26,7 @@ os.environ.update(
         "S3_ENDPOINT_URL": "",
         "SPARK_SHUFFLE_PARTITIONS": "4",
         "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
     }
 )
 

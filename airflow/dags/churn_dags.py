@@ -14,7 +14,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from jobs.common.orchestration import DEFAULT_ARGS, TIMEZONE, spark_task
 
 CHURN_SOURCES = Asset("kpidelivery://churn/source-files")
-START = pendulum.datetime(2026, 11, 1, tz=TIMEZONE)
+START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 
 
 @dag(

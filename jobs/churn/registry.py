@@ -18,6 +18,10 @@ CHALLENGER, PRODUCTION = "challenger", "production"
 
 def configure(mlflow_settings) -> str:
     """Points the MLflow client at the tracking server (or local storage) and the experiment."""
+    # MLflow's telemetry thread sets and deletes an environment variable while other threads iterate
+    # os.environ (pydantic-settings reading .env failed with KeyError under spark-submit); it also phones
+    # home, which an offline batch job has no business doing.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
     from mlflow.tracking import MlflowClient
 

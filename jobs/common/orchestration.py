@@ -62,6 +62,10 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
         jars=jar,
         name=f"kpidelivery-{task_id}",
         conf={"spark.eventLog.enabled": "true", "spark.master.rest.enabled": "false"},
-        env_vars={"PYTHONPATH": str(PROJECT_ROOT)},
+        env_vars={
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "GX_ANALYTICS_ENABLED": "false",
+        },
         **kwargs,
     )

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 
 import pytest
 
@@ -82,14 +83,10 @@ def test_every_task_retries_times_out_and_alerts(parsed):
             assert dag["callbacks"][task_id], (dag_id, task_id)
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_crypto_events_dag_runs_end_to_end_in_process(pg, db, tmp_path):
-    """The real DAG file through Airflow's in-process runner (`airflow dags test`): land -> spark-submit
-    validate -> merge -> reconcile, against the test database; the run record carries the DAG run id."""
-    env = {
+def _airflow_env(pg, home) -> dict[str, str]:
+    return {
         **os.environ,
-        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),
         "AIRFLOW_CONN_SPARK_DEFAULT": "spark://local%5B2%5D",  # brackets URL-encoded (DESIGN.md)
@@ -98,15 +95,64 @@ def test_crypto_events_dag_runs_end_to_end_in_process(pg, db, tmp_path):
         "PYTHONPATH": str(PROJECT_ROOT),
         "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
     }
+
+
+def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, *extra: str) -> None:
     airflow = [sys.executable, "-m", "airflow"]
     migrate = subprocess.run(
         [*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
     )
     assert migrate.returncode == 0, migrate.stderr[-2000:]
-    run = subprocess.run([*airflow, "dags", "test", "crypto_events_dag", "2026-11-20"], env=env,
-                         capture_output=True, text=True, timeout=900)  # fmt: skip
+    run = subprocess.run([*airflow, "dags", "test", dag_id, logical_date, *extra], env=env,
+                         capture_output=True, text=True, timeout=1500)  # fmt: skip
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_crypto_events_dag_runs_end_to_end_in_process(pg, db, tmp_path):
+    """The real DAG file through Airflow's in-process runner (`airflow dags test`): land -> spark-submit
+    validate -> merge -> reconcile, against the test database; the run record carries the DAG run id."""
+    _dags_test(_airflow_env(pg, tmp_path), "crypto_events_dag", "2026-11-20")
     status, dag_run, read, inserted = db.execute(
         "SELECT status, dag_run_id, rows_read, rows_inserted FROM dqm.dq_runs WHERE logical_date = '2026-11-20'"
     ).fetchone()
     assert status == "merged" and dag_run.startswith("manual__") and read > 0 and inserted > 0
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_churn_training_dag_runs_end_to_end_in_process(pg, db, tmp_path):
+    """ingest -> features -> train -> promote -> batch score, each Spark step through spark-submit, with
+    the snapshot and spec given as run params; MLflow on local storage (the embedded default)."""
+    import yaml
+
+    from jobs.churn.generate import ChurnGenConfig, generate, write
+    from jobs.churn.spec import SPECS_DIR
+
+    snapshot = "2026-06-01"  # a date of its own: the workflow tests use 2026-09-01
+    tables, truth, oracle = generate(
+        ChurnGenConfig(customers=1500, snapshot=date.fromisoformat(snapshot), seed=9)
+    )
+    write(tmp_path / "source", tables, truth, oracle)
+    spec = yaml.safe_load((SPECS_DIR / "churn.yaml").read_text())
+    spec.update(name="dag_tiny", models={"logistic_regression": {"regParam": [0.01]}})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(spec))
+    env = _airflow_env(pg, tmp_path / "home")
+    env.update(
+        CHURN_SOURCE_DIR=str(tmp_path / "source"),
+        CHURN_LAKE_DIR=str(tmp_path / "lake"),
+        MLFLOW_TRACKING_URI="",
+        MLFLOW_LOCAL_DIR=str(tmp_path / "mlflow"),
+    )
+    conf = json.dumps({"snapshot": snapshot, "spec": str(tmp_path / "tiny.yaml")})
+    _dags_test(env, "churn_training_dag", "2026-11-20", "--conf", conf)
+    loaded = db.execute(
+        "SELECT count(*) FROM dqm.churn_batches WHERE as_of = %s AND status = 'loaded'", (snapshot,)
+    ).fetchone()[0]
+    scores = db.execute(
+        "SELECT count(*), min(model_version), max(model_version), min(model_alias) FROM prod.churn_scores "
+        "WHERE snapshot_date = %s",
+        (snapshot,),
+    ).fetchone()
+    assert loaded == 5 and scores == (1500, 1, 1, "production")
