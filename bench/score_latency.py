@@ -52,7 +52,7 @@ def main() -> None:
     import pandas as pd
 
     from jobs.churn.features import build_features
-    from jobs.churn.generate import ChurnGenConfig, generate
+    from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
     from jobs.churn.scorer import ChurnScorer, export_scorer
     from jobs.churn.spec import load_spec, parse_spec, spec_to_dict
     from jobs.churn.train import train_model
@@ -63,13 +63,7 @@ def main() -> None:
     setup_logging()
     spark = build_session("bench-score-latency", load_settings().spark, master="local[2]")
     tables, _, _ = generate(ChurnGenConfig(customers=5000, snapshot=T, seed=21))
-    frames = {}
-    for name, cols in tables.items():
-        frame = pd.DataFrame({c.lower(): v for c, v in cols.items()})
-        for column in ("fecha", "last_login_mp_date_1"):
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column]).dt.date
-        frames[name] = spark.createDataFrame(frame)
+    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
     features = build_features(
         frames["PAYMENTS"], frames["ACTIVE_USER"], frames["DEMOGRAFICOS"], frames["DINERO_CUENTA"],
         frames["MARKETPLACE_DATA"], T,

@@ -136,6 +136,21 @@ def generate(cfg: ChurnGenConfig) -> tuple[dict[str, dict[str, np.ndarray]], dic
     return tables, truth, oracle
 
 
+def as_raw_frames(tables: dict[str, dict[str, np.ndarray]]) -> dict:
+    """The generated tables as pandas frames shaped like the `raw.churn_*` tables (lower-case columns,
+    dates as dates): what the feature module reads, without a database (tests, benchmarks)."""
+    import pandas as pd
+
+    frames = {}
+    for name, cols in tables.items():
+        frame = pd.DataFrame({c.lower(): v for c, v in cols.items()})
+        for column in ("fecha", "last_login_mp_date_1"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column]).dt.date
+        frames[name] = frame
+    return frames
+
+
 def _payments(
     rng, cfg: ChurnGenConfig, ids: np.ndarray, e: np.ndarray, counts: dict[int, np.ndarray]
 ) -> dict:

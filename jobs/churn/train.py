@@ -165,6 +165,7 @@ class TrainResult:
     validation_metrics: dict[str, float]
     test_scores: pd.DataFrame
     counts: dict[str, int]
+    test_rows: DataFrame = field(repr=False, default=None)  # prepared test split, for the parity check
 
 
 def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
@@ -189,7 +190,7 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
     test = data.filter(F.col(SPLIT) == "test").drop(SPLIT)
     test_scores = scored(result.best.model, test, spec)  # the one and only use of the test rows
     test_metrics = metrics(test_scores[spec.label].to_numpy(), test_scores["p"].to_numpy(), result.threshold)
-    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts)
+    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test)
 
 
 # --- entrypoint: read the table, train, log to MLflow, register ---------------------------------------
@@ -404,7 +405,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         result = train_model(df, spec)
         facts.update(best=result.search.best.kind, test_auc=round(result.test_metrics["roc_auc"], 4))
     with progress.step("MLflow log + register") as facts:
-        test = labelled(df, spec).filter(split_column(spec) == "test")
+        test = result.test_rows
         predicted = result.search.best.model.transform(test)
         example = predicted.select(*test.columns, positive_probability(predicted).alias("_spark_p")).limit(
             10_000

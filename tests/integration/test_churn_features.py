@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from jobs.churn.features import FEATURES, ID, LABEL, build_features
-from jobs.churn.generate import ChurnGenConfig, generate
+from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +23,8 @@ T = date(2026, 9, 1)
 @pytest.fixture(scope="module")
 def source_frames() -> dict[str, pd.DataFrame]:
     tables, truth, _ = generate(ChurnGenConfig(customers=400, snapshot=T, seed=11))
-    frames = {name: pd.DataFrame({c.lower(): v for c, v in cols.items()}) for name, cols in tables.items()}
-    frames["PAYMENTS"]["fecha"] = pd.to_datetime(frames["PAYMENTS"]["fecha"]).dt.date
+    frames = as_raw_frames(tables)
     au = frames["ACTIVE_USER"]
-    au["last_login_mp_date_1"] = pd.to_datetime(au["last_login_mp_date_1"]).dt.date
     # some logins already on/after T: they must be ignored, whatever their value
     au.loc[au.index[:20], "last_login_mp_date_1"] = T + timedelta(days=3)
     frames["_truth"] = pd.DataFrame(truth)

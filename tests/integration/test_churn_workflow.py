@@ -326,16 +326,10 @@ def test_batch_scoring_runs_under_spark_submit(env, lifecycle, pg):
 
 def _features_parquet(spark, path: Path, seed: int, drift: float, customers: int = 2000) -> Path:
     from jobs.churn.features import build_features
-    from jobs.churn.generate import ChurnGenConfig, generate
+    from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
 
     tables, _, _ = generate(ChurnGenConfig(customers=customers, snapshot=T, seed=seed, drift=drift))
-    frames = {}
-    for name, cols in tables.items():
-        frame = pd.DataFrame({c.lower(): v for c, v in cols.items()})
-        for column in ("fecha", "last_login_mp_date_1"):
-            if column in frame:
-                frame[column] = pd.to_datetime(frame[column]).dt.date
-        frames[name] = spark.createDataFrame(frame)
+    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
     build_features(*(frames[n] for n in ("PAYMENTS", "ACTIVE_USER", "DEMOGRAFICOS", "DINERO_CUENTA", "MARKETPLACE_DATA")),
                    T).toPandas().to_parquet(path)  # fmt: skip
     return path
