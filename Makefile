@@ -14,7 +14,19 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift embedded-stop clean
+.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift \
+	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
+	churn-drift mlops-run
+
+# Which stack `up`/`down`/... drive: compose when a Docker engine answers, else the native stack (real
+# processes on this machine). Override with STACK=native or STACK=compose.
+STACK   ?= $(shell docker info >/dev/null 2>&1 && echo compose || echo native)
+COMPOSE := docker compose -f infrastructure/docker-compose.yml --env-file .env
+NATIVE  := $(PY) -m infrastructure.native.stack
+CONTROL := $(PY) -m infrastructure.control
+DATE    ?= $(shell TZ=America/Argentina/Buenos_Aires date +%F)
+SNAPSHOT ?= 2026-09-01
+SPEC    ?= churn.yaml
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -42,8 +54,8 @@ test-fast: setup ## unit tests only
 	@$(PY) -m pytest tests/unit
 
 lint: setup ## ruff (style + import order)
-	@$(PY) -m ruff check jobs tests bench airflow
-	@$(PY) -m ruff format --check jobs tests bench airflow
+	@$(PY) -m ruff check jobs tests bench airflow infrastructure
+	@$(PY) -m ruff format --check jobs tests bench airflow infrastructure
 
 constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@rm -rf var/constraints-venv && $(PYTHON_BOOT) -m venv var/constraints-venv
@@ -62,6 +74,51 @@ bench-score: setup ## single-row latency of the JVM-free scorer (with/without SH
 
 bench-drift: setup ## Evidently drift report time on 100k rows x 20 columns
 	@$(PY) bench/drift_report.py
+
+# --- stacks (native: no Docker; compose: infrastructure/docker-compose.yml) -------------------------------
+init: setup ## databases (business DDL, Airflow, MLflow), Airflow migration, demo churn files (idempotent)
+	@echo "[stack: $(STACK)]"
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) run --rm airflow-init; else $(NATIVE) init; fi
+
+up: setup ## start the stack and wait for every health check (prints URLs)
+	@echo "[stack: $(STACK)]"
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) up -d --build --wait; else $(NATIVE) up; fi
+
+down: setup ## stop what `up` started (nothing else)
+	@echo "[stack: $(STACK)]"
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down; else $(NATIVE) down; fi
+
+destroy: setup ## down + wipe this project's databases, buckets and local state
+	@echo "[stack: $(STACK)]"
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v; else $(NATIVE) destroy; fi
+
+reset: setup ## destroy, init, up: a clean stack
+	@echo "[stack: $(STACK)]"
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v && $(COMPOSE) up -d --build --wait; else $(NATIVE) reset; fi
+
+ps: setup ## processes, health and memory
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) ps; else $(NATIVE) ps; fi
+
+logs: setup ## recent logs of every service (SERVICE=name for one)
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) logs --tail 200 $(SERVICE); else $(NATIVE) logs $(SERVICE); fi
+
+dag-run: setup ## trigger crypto_events_dag for DATE (default today) via the REST API, wait, print counts
+	@$(CONTROL) dag-run --date $(DATE)
+
+dag-status: setup ## latest runs of every DAG with task states
+	@$(CONTROL) dag-status
+
+churn-watchdog: setup ## run the churn data watchdog; new files -> asset -> churn_training_dag (waits)
+	@$(CONTROL) churn-watchdog
+
+churn-train: setup ## trigger churn_training_dag with SNAPSHOT and SPEC, wait, print the promotion
+	@$(CONTROL) churn-train --snapshot $(SNAPSHOT) --spec $(SPEC)
+
+churn-drift: setup ## trigger the drift monitor for DATE, wait, print the verdict
+	@$(CONTROL) churn-drift --date $(DATE)
+
+mlops-run: setup ## crypto run, churn watchdog -> training, drift monitor, in order
+	@$(CONTROL) mlops-run --date $(DATE)
 
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop

@@ -19,7 +19,7 @@ START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 
 @dag(
     dag_id="churn_data_watchdog",
-    schedule=timedelta(hours=1),
+    schedule=CronTriggerTimetable("0 * * * *", timezone=TIMEZONE),  # hourly; no run on unpause
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -27,15 +27,17 @@ START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
     tags=["churn"],
 )
 def churn_data_watchdog():
-    @task(outlets=[CHURN_SOURCES])
-    def detect_new_files(outlet_events=None) -> dict:
+    @task(inlets=[CHURN_SOURCES], outlets=[CHURN_SOURCES])
+    def detect_new_files(inlet_events=None, outlet_events=None) -> dict:
         """Emits the asset only when a source file is new or its content changed (sha256 of every file
-        against the batches already ingested); otherwise the task is skipped and nothing downstream runs."""
+        against the batches already ingested and the files earlier events announced); otherwise the task is
+        skipped and nothing downstream runs."""
         from airflow.exceptions import AirflowSkipException
 
-        from jobs.churn.watch import changed_sources
+        from jobs.churn.watch import changed_sources, unannounced
 
-        changes = changed_sources()
+        earlier = inlet_events[CHURN_SOURCES].ascending(False).limit(100)
+        changes = unannounced(changed_sources(), [(e.extra or {}).get("files", {}) for e in earlier])
         if not changes:
             raise AirflowSkipException("no new or changed churn source file")
         outlet_events[CHURN_SOURCES].extra = {"files": changes}

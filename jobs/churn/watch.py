@@ -1,4 +1,5 @@
-"""The churn data watchdog's check: which source files are new or changed since they were last ingested."""
+"""The churn data watchdog's check: which source files are new or changed since they were last ingested
+and not yet announced."""
 
 from __future__ import annotations
 
@@ -27,3 +28,11 @@ def changed_sources(source_dir: Path | None = None, settings=None) -> dict[str, 
             ).fetchall()
         }
     return {name: sha for name, sha in hashes.items() if (name, sha) not in seen}
+
+
+def unannounced(changed: dict[str, str], announced: list[dict[str, str]]) -> dict[str, str]:
+    """Drops the files whose current content an earlier asset event already announced, so a second watchdog
+    run before the training has ingested them (the next hourly tick, a manual run) does not retrain twice.
+    A content announced once is not announced again even if its training failed: rerun the training."""
+    seen = {(name, sha) for files in announced for name, sha in files.items()}
+    return {name: sha for name, sha in changed.items() if (name, sha) not in seen}

@@ -248,6 +248,47 @@ class MlflowSettings(_Section):
         return None if self.tracking_uri else (self.local_dir / "artifacts").as_uri()
 
 
+class StackSettings(_Section):
+    """The native stack (`make up STACK=native`): real processes on this machine, ports as in compose."""
+
+    model_config = SettingsConfigDict(env_prefix="STACK_")
+
+    dir: Path = Path("var/stack")  # pids, logs, AIRFLOW_HOME; git-ignored
+    host: str = "127.0.0.1"
+    airflow_port: int = Field(8080, ge=1, le=65535)
+    mlflow_port: int = Field(5000, ge=1, le=65535)
+    s3_port: int = Field(9000, ge=1, le=65535)  # moto's S3 server here, MinIO's API in compose
+    spark_master_port: int = Field(7077, ge=1, le=65535)
+    spark_ui_port: int = Field(8082, ge=1, le=65535)
+    spark_worker_ui_port: int = Field(8083, ge=1, le=65535)
+    spark_history_port: int = Field(18080, ge=1, le=65535)
+    worker_cores: int = Field(2, ge=1)
+    worker_memory: str = "3g"
+    celery_concurrency: int = Field(2, ge=1)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    airflow_user: str = "admin"
+    airflow_password: SecretStr = SecretStr("admin")
+    jwt_secret: SecretStr = SecretStr("kpidelivery-dev-only-jwt-secret")  # development default
+
+    _absolute = field_validator("dir")(_project_path)
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
+    def s3_url(self) -> str:
+        return f"http://{self.host}:{self.s3_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        return f"spark://{self.host}:{self.spark_master_port}"
+
+
 class Settings:
     """All sections, each read lazily; `load_settings()` is the one way to get one."""
 
@@ -278,6 +319,10 @@ class Settings:
     @cached_property
     def drift(self) -> DriftSettings:
         return DriftSettings()
+
+    @cached_property
+    def stack(self) -> StackSettings:
+        return StackSettings()
 
 
 def load_settings() -> Settings:

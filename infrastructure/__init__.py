@@ -1,0 +1,1 @@
+"""Infrastructure code: the native stack process manager and the Airflow REST client."""

@@ -1,0 +1,337 @@
+"""The `make` verbs that drive a running stack (native or compose) through Airflow's REST API.
+
+    python -m infrastructure.control dag-run [--date D]          crypto_events_dag for logical date D
+    python -m infrastructure.control dag-status [DAG ...]         latest runs and their task states
+    python -m infrastructure.control churn-watchdog               new/changed files -> asset -> training
+    python -m infrastructure.control churn-train [--snapshot T] [--spec S]
+    python -m infrastructure.control churn-drift [--date D]       weekly drift monitor, now
+    python -m infrastructure.control mlops-run [--date D]         all of the above, in order
+
+A DAG you trigger is unpaused first (the stack creates DAGs paused). Each verb waits for the run, prints
+its task states and what it produced (counts from PostgreSQL, the registered model, the drift verdict),
+and exits non-zero when the run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from jobs.common.config import Settings, load_settings
+
+log = logging.getLogger("kpidelivery.control")
+
+TERMINAL = {"success", "failed"}
+CRYPTO, WATCHDOG, TRAINING, DRIFT = (
+    "crypto_events_dag", "churn_data_watchdog", "churn_training_dag", "churn_drift_monitor_w",
+)  # fmt: skip
+DAGS = (CRYPTO, WATCHDOG, TRAINING, DRIFT)
+TIMEZONE = ZoneInfo("America/Argentina/Buenos_Aires")
+DEFAULT_SNAPSHOT = "2026-09-01"  # churn_training_dag's `snapshot` param default and the generator's
+
+
+class AirflowError(RuntimeError):
+    pass
+
+
+class AirflowClient:
+    """A small client of the Airflow 3 REST API (`/api/v2`) with the simple auth manager's JWT."""
+
+    def __init__(self, base_url: str, user: str, password: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"username": user, "password": password}
+        self._timeout = timeout
+        self._token: str | None = None
+
+    def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self._login()}"
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401 and auth and self._token:
+                self._token = None  # expired: log in again once
+                return self._call(method, path, body, auth)
+            raise AirflowError(
+                f"{method} {path} -> {exc.code}: {exc.read().decode(errors='replace')[:500]}"
+            ) from exc
+        return json.loads(payload) if payload else None
+
+    def _login(self) -> str:
+        if self._token is None:
+            self._token = self._call("POST", "/auth/token", self._credentials, auth=False)["access_token"]
+        return self._token
+
+    def health(self) -> dict:
+        return self._call("GET", "/api/v2/monitor/health", auth=False)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> dict:
+        """The dag-processor parses files asynchronously: wait until the DAG is known."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._call("GET", f"/api/v2/dags/{dag_id}")
+            except AirflowError as exc:
+                if "-> 404" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def unpause(self, dag_id: str) -> None:
+        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, logical_date: datetime | None, conf: dict | None = None) -> str:
+        stamp = (logical_date or datetime.now(TIMEZONE)).strftime("%Y-%m-%dT%H%M%S")
+        body = {
+            "dag_run_id": f"manual__{stamp}__{uuid.uuid4().hex[:6]}",
+            "logical_date": logical_date.isoformat() if logical_date else None,
+            "conf": conf or {},
+        }
+        return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+
+    def run(self, dag_id: str, run_id: str) -> dict:
+        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}")
+
+    def runs(self, dag_id: str, limit: int = 5) -> list[dict]:
+        query = urllib.parse.urlencode({"limit": limit, "order_by": "-run_after"})
+        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
+        rows = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances")
+        return {t["task_id"]: (t["state"], t["try_number"]) for t in rows["task_instances"]}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str):
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
+        )
+        return self._call("GET", path)["value"]
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 3600.0, poll: float = 3.0) -> str:
+        """Polls until the run is terminal; logs each change of task states with the elapsed time."""
+        began, last = time.monotonic(), None
+        while True:
+            state = self.run(dag_id, run_id)["state"]
+            tasks = self.task_states(dag_id, run_id)
+            summary = ", ".join(
+                f"{t}={s or 'none'}" + (f"(try {n})" if n > 1 else "") for t, (s, n) in tasks.items()
+            )
+            if (state, summary) != last:
+                log.info(
+                    "%s %s: %s [%s] after %.0f s", dag_id, run_id, state, summary, time.monotonic() - began
+                )
+                last = (state, summary)
+            if state in TERMINAL:
+                return state
+            if time.monotonic() - began > timeout:
+                raise AirflowError(f"{dag_id} {run_id} not finished after {timeout:.0f} s (state {state})")
+            time.sleep(poll)
+
+
+def _quote(run_id: str) -> str:
+    return urllib.parse.quote(run_id, safe="")
+
+
+def client(settings: Settings) -> AirflowClient:
+    st = settings.stack
+    return AirflowClient(st.airflow_url, st.airflow_user, st.airflow_password.get_secret_value())
+
+
+def logical_datetime(day: date) -> datetime:
+    """09:00 Buenos Aires of `day`: the crypto DAG's schedule, so `{{ ds }}` is `day`."""
+    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=TIMEZONE)
+
+
+def trigger_and_wait(
+    api: AirflowClient, dag_id: str, logical: datetime | None, conf: dict | None = None
+) -> tuple[str, str]:
+    api.wait_for_dag(dag_id)
+    api.unpause(dag_id)
+    run_id = api.trigger(dag_id, logical, conf)
+    log.info("triggered %s run %s", dag_id, run_id)
+    return run_id, api.wait(dag_id, run_id)
+
+
+# --- what a run produced ----------------------------------------------------------------------------------------
+
+
+def crypto_counts(settings: Settings, run_id: str) -> dict | None:
+    from jobs.common.postgres import connect
+
+    with connect(settings.postgres) as conn:
+        cur = conn.execute(
+            "SELECT logical_date, status, rows_read, rows_valid, rows_rejected, rows_inserted, rows_updated, "
+            "rows_deactivated, rows_reactivated FROM dqm.dq_runs WHERE dag_run_id = %s "
+            "ORDER BY started_at DESC LIMIT 1",
+            (run_id,),
+        )
+        row = cur.fetchone()
+        return dict(zip([c.name for c in cur.description], row, strict=True)) if row else None
+
+
+def churn_counts(settings: Settings, snapshot: str) -> dict:
+    from jobs.common.postgres import connect
+
+    with connect(settings.postgres) as conn:
+        batches = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'loaded'), coalesce(sum(rows_rejected), 0) "
+            "FROM dqm.churn_batches WHERE as_of = %s", (snapshot,),
+        ).fetchone()  # fmt: skip
+        scores = conn.execute(
+            "SELECT count(*), max(model_version) FROM prod.churn_scores WHERE snapshot_date = %s", (snapshot,)
+        ).fetchone()
+    return {"batches_loaded": batches[0], "rows_rejected": int(batches[1]), "scored": scores[0],
+            "model_version": scores[1]}  # fmt: skip
+
+
+def drift_summary(settings: Settings, day: str) -> dict | None:
+    from jobs.common.objectstore import open_store
+
+    store_settings = settings.object_store.model_copy(update={"s3_endpoint_url": settings.stack.s3_url})
+    try:
+        raw = open_store(store_settings).get_bytes(
+            store_settings.mlflow_artifacts_bucket, f"drift-reports/{day}/summary.json"
+        )
+    except Exception:
+        return None
+    return json.loads(raw)
+
+
+# --- verbs ------------------------------------------------------------------------------------------------------
+
+
+def dag_run(settings: Settings, api: AirflowClient, day: date) -> bool:
+    run_id, state = trigger_and_wait(api, CRYPTO, logical_datetime(day))
+    print(f"{CRYPTO} {run_id}: {state}")
+    print(f"  dqm.dq_runs: {crypto_counts(settings, run_id)}")
+    return state == "success"
+
+
+def churn_train(settings: Settings, api: AirflowClient, snapshot: str, spec: str) -> bool:
+    run_id, state = trigger_and_wait(api, TRAINING, None, {"snapshot": snapshot, "spec": spec})
+    report_training(settings, api, run_id, state, snapshot)
+    return state == "success"
+
+
+def report_training(settings: Settings, api: AirflowClient, run_id: str, state: str, snapshot: str) -> None:
+    print(f"{TRAINING} {run_id}: {state}")
+    if state == "success":
+        print(f"  promotion: {api.xcom(TRAINING, run_id, 'promote')}")
+    print(f"  {churn_counts(settings, snapshot)}")
+
+
+def churn_watchdog(settings: Settings, api: AirflowClient, follow: bool = True) -> bool:
+    """Runs the watchdog; when it emitted the asset, waits for the training run the asset scheduled."""
+    api.wait_for_dag(TRAINING)
+    api.unpause(TRAINING)  # it listens for the asset
+    before = {r["dag_run_id"] for r in api.runs(TRAINING, limit=20)}
+    run_id, state = trigger_and_wait(api, WATCHDOG, None)
+    detect = api.task_states(WATCHDOG, run_id).get("detect_new_files", (None, 0))[0]
+    print(f"{WATCHDOG} {run_id}: {state} (detect_new_files: {detect})")
+    if state != "success" or detect != "success" or not follow:
+        return state == "success"
+    deadline = time.monotonic() + 120
+    while not (new := [r for r in api.runs(TRAINING, limit=20) if r["dag_run_id"] not in before]):
+        if time.monotonic() > deadline:
+            print(f"  the asset event scheduled no {TRAINING} run within 120 s")
+            return False
+        time.sleep(2)
+    training = new[0]
+    snapshot = (training.get("conf") or {}).get("snapshot", DEFAULT_SNAPSHOT)
+    log.info("the asset event scheduled %s run %s", TRAINING, training["dag_run_id"])
+    state = api.wait(TRAINING, training["dag_run_id"])
+    report_training(settings, api, training["dag_run_id"], state, snapshot)
+    return state == "success"
+
+
+def churn_drift(settings: Settings, api: AirflowClient, day: date) -> bool:
+    run_id, state = trigger_and_wait(api, DRIFT, logical_datetime(day))
+    tasks = api.task_states(DRIFT, run_id)
+    print(f"{DRIFT} {run_id}: {state} ({', '.join(f'{t}={s}' for t, (s, _) in tasks.items())})")
+    summary = drift_summary(settings, day.isoformat())
+    if summary:
+        print(f"  severity={summary.get('severity')} retrain={summary.get('retrain')} "
+              f"drifted={summary.get('drifted_columns')}")  # fmt: skip
+    return state == "success"
+
+
+def dag_status(api: AirflowClient, dag_ids: list[str]) -> None:
+    for dag_id in dag_ids:
+        try:
+            runs = api.runs(dag_id, limit=3)
+        except AirflowError as exc:
+            print(f"{dag_id}: {exc}")
+            continue
+        print(f"{dag_id}: {len(runs)} recent run(s)")
+        for r in runs:
+            tasks = api.task_states(dag_id, r["dag_run_id"])
+            print(
+                f"  {r['dag_run_id']:<52} {r['state']:<8} "
+                + " ".join(f"{t}={s}" for t, (s, _) in tasks.items())
+            )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.logs import setup_logging
+
+    parser = argparse.ArgumentParser(
+        prog="python -m infrastructure.control", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "verb", choices=("dag-run", "dag-status", "churn-watchdog", "churn-train", "churn-drift", "mlops-run")
+    )
+    parser.add_argument("dags", nargs="*", help="dag-status: DAG ids (default: all four)")
+    today = datetime.now(TIMEZONE).date()
+    parser.add_argument(
+        "--date", type=date.fromisoformat, default=today, help="logical date (default: today, Buenos Aires)"
+    )
+    parser.add_argument("--snapshot", default=DEFAULT_SNAPSHOT, help="churn-train: snapshot date T")
+    parser.add_argument("--spec", default="churn.yaml", help="churn-train: training spec")
+    args = parser.parse_args(argv)
+    if args.date > today:
+        parser.error(f"--date {args.date} is in the future: Airflow would hold the run until then")
+    setup_logging()
+    settings = load_settings()
+    api = client(settings)
+    try:
+        api.health()
+    except (OSError, AirflowError) as exc:
+        print(
+            f"Airflow does not answer at {api.base_url} ({exc}): is the stack up? (make up)", file=sys.stderr
+        )
+        return 2
+    began = time.monotonic()
+    if args.verb == "dag-status":
+        dag_status(api, args.dags or list(DAGS))
+        return 0
+    if args.verb == "dag-run":
+        ok = dag_run(settings, api, args.date)
+    elif args.verb == "churn-train":
+        ok = churn_train(settings, api, args.snapshot, args.spec)
+    elif args.verb == "churn-watchdog":
+        ok = churn_watchdog(settings, api)
+    elif args.verb == "churn-drift":
+        ok = churn_drift(settings, api, args.date)
+    else:  # mlops-run: crypto, then churn data -> training, then drift, stopping at the first failure
+        ok = (
+            dag_run(settings, api, args.date)
+            and churn_watchdog(settings, api)
+            and churn_drift(settings, api, args.date - timedelta(days=args.date.weekday()))
+        )
+    print(f"{args.verb}: {'ok' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
