@@ -24,9 +24,9 @@ STACK   ?= $(shell docker info >/dev/null 2>&1 && echo compose || echo native)
 COMPOSE := docker compose -f infrastructure/docker-compose.yml --env-file .env
 NATIVE  := $(PY) -m infrastructure.native.stack
 CONTROL := $(PY) -m infrastructure.control
-DATE    ?= $(shell TZ=America/Argentina/Buenos_Aires date +%F)
+DATE    ?=
 SNAPSHOT ?= 2026-09-01
-SPEC    ?= churn.yaml
+SPEC    ?=
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -103,7 +103,7 @@ logs: setup ## recent logs of every service (SERVICE=name for one)
 	@if [ "$(STACK)" = compose ]; then $(COMPOSE) logs --tail 200 $(SERVICE); else $(NATIVE) logs $(SERVICE); fi
 
 dag-run: setup ## trigger crypto_events_dag for DATE (default today) via the REST API, wait, print counts
-	@$(CONTROL) dag-run --date $(DATE)
+	@$(CONTROL) dag-run $(if $(DATE),--date $(DATE))
 
 dag-status: setup ## latest runs of every DAG with task states
 	@$(CONTROL) dag-status
@@ -112,13 +112,13 @@ churn-watchdog: setup ## run the churn data watchdog; new files -> asset -> chur
 	@$(CONTROL) churn-watchdog
 
 churn-train: setup ## trigger churn_training_dag with SNAPSHOT and SPEC, wait, print the promotion
-	@$(CONTROL) churn-train --snapshot $(SNAPSHOT) --spec $(SPEC)
+	@$(CONTROL) churn-train --snapshot $(SNAPSHOT) $(if $(SPEC),--spec $(SPEC))
 
 churn-drift: setup ## trigger the drift monitor for DATE, wait, print the verdict
-	@$(CONTROL) churn-drift --date $(DATE)
+	@$(CONTROL) churn-drift $(if $(DATE),--date $(DATE))
 
 mlops-run: setup ## crypto run, churn watchdog -> training, drift monitor, in order
-	@$(CONTROL) mlops-run --date $(DATE)
+	@$(CONTROL) mlops-run $(if $(DATE),--date $(DATE))
 
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop

@@ -101,6 +101,25 @@ class AirflowClient:
         }
         return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
 
+    def rerun(self, dag_id: str, logical_date: datetime) -> str:
+        """Clears the existing run of that logical date (one run per logical date), so it runs again."""
+        stamp = logical_date.isoformat()
+        query = urllib.parse.urlencode({"logical_date_gte": stamp, "logical_date_lte": stamp})
+        (existing,) = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
+        self._call(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns/{_quote(existing['dag_run_id'])}/clear",
+            {"dry_run": False},
+        )
+        return existing["dag_run_id"]
+
+    def pending_slot(self, dag_id: str, now: datetime) -> datetime | None:
+        """The scheduled slot the scheduler would run as soon as the DAG is unpaused (catchup=False runs the
+        latest past one), if it has passed: triggering exactly that slot keeps it from running twice."""
+        value = self.wait_for_dag(dag_id).get("next_dagrun_logical_date")
+        slot = datetime.fromisoformat(value) if value else None
+        return slot if slot is not None and slot <= now else None
+
     def run(self, dag_id: str, run_id: str) -> dict:
         return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}")
 
@@ -118,6 +137,12 @@ class AirflowClient:
         )
         return self._call("GET", path)["value"]
 
+    def _log_overhead(self, dag_id: str, run_id: str, wall: float) -> None:
+        rows = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances")
+        busy = [t["duration"] or 0.0 for t in rows["task_instances"]]
+        log.info("%s %s: %.0f s from trigger to the end, %.0f s in tasks, orchestration overhead %.0f s",
+                 dag_id, run_id, wall, sum(busy), _overhead(wall, busy))  # fmt: skip
+
     def wait(self, dag_id: str, run_id: str, timeout: float = 3600.0, poll: float = 3.0) -> str:
         """Polls until the run is terminal; logs each change of task states with the elapsed time."""
         began, last = time.monotonic(), None
@@ -133,10 +158,16 @@ class AirflowClient:
                 )
                 last = (state, summary)
             if state in TERMINAL:
+                self._log_overhead(dag_id, run_id, time.monotonic() - began)
                 return state
             if time.monotonic() - began > timeout:
                 raise AirflowError(f"{dag_id} {run_id} not finished after {timeout:.0f} s (state {state})")
             time.sleep(poll)
+
+
+def _overhead(wall: float, task_seconds: list[float]) -> float:
+    """Orchestration overhead of a run whose tasks run one after another: wall time minus task time."""
+    return wall - sum(task_seconds)
 
 
 def _quote(run_id: str) -> str:
@@ -148,19 +179,49 @@ def client(settings: Settings) -> AirflowClient:
     return AirflowClient(st.airflow_url, st.airflow_user, st.airflow_password.get_secret_value())
 
 
-def logical_datetime(day: date) -> datetime:
-    """09:00 Buenos Aires of `day`: the crypto DAG's schedule, so `{{ ds }}` is `day`."""
-    return datetime(day.year, day.month, day.day, 9, 0, tzinfo=TIMEZONE)
+SCHEDULE = {CRYPTO: (9, None), DRIFT: (6, 0)}  # (hour in Buenos Aires, weekday) of each cron in the DAGs
+
+
+def logical_datetime(dag_id: str, day: date) -> datetime:
+    """The DAG's scheduled time on `day`, so `{{ ds }}` is `day` and a scheduled run of that slot is the
+    same run (the scheduler does not create a second one for a logical date that already has a run)."""
+    hour, _ = SCHEDULE[dag_id]
+    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=TIMEZONE)
+
+
+def latest_slot(dag_id: str, now: datetime) -> date:
+    """The most recent date whose scheduled time has passed: the default logical date of each verb."""
+    _, weekday = SCHEDULE[dag_id]
+    day = now.astimezone(TIMEZONE).date()
+    while logical_datetime(dag_id, day) > now or (weekday is not None and day.weekday() != weekday):
+        day -= timedelta(days=1)
+    return day
 
 
 def trigger_and_wait(
     api: AirflowClient, dag_id: str, logical: datetime | None, conf: dict | None = None
 ) -> tuple[str, str]:
+    """Triggers (or, when that logical date already has a run, re-runs) then unpauses, so the scheduler's
+    own catch-up of the same slot does not duplicate it, and waits for the run to finish."""
     api.wait_for_dag(dag_id)
+    try:
+        run_id = api.trigger(dag_id, logical, conf)
+        log.info("triggered %s run %s", dag_id, run_id)
+    except AirflowError as exc:
+        if "-> 409" not in str(exc) or logical is None:
+            raise
+        run_id = api.rerun(dag_id, logical)
+        log.info("%s already had a run for %s: cleared %s to run it again", dag_id, logical, run_id)
     api.unpause(dag_id)
-    run_id = api.trigger(dag_id, logical, conf)
-    log.info("triggered %s run %s", dag_id, run_id)
     return run_id, api.wait(dag_id, run_id)
+
+
+def slot_for(api: AirflowClient, dag_id: str, day: date | None, now: datetime) -> datetime:
+    """An explicit date at the DAG's scheduled time; else the slot pending since the DAG was paused; else
+    the latest scheduled slot (a re-run of it)."""
+    if day is not None:
+        return logical_datetime(dag_id, day)
+    return api.pending_slot(dag_id, now) or logical_datetime(dag_id, latest_slot(dag_id, now))
 
 
 # --- what a run produced ----------------------------------------------------------------------------------------
@@ -211,9 +272,9 @@ def drift_summary(settings: Settings, day: str) -> dict | None:
 # --- verbs ------------------------------------------------------------------------------------------------------
 
 
-def dag_run(settings: Settings, api: AirflowClient, day: date) -> bool:
-    run_id, state = trigger_and_wait(api, CRYPTO, logical_datetime(day))
-    print(f"{CRYPTO} {run_id}: {state}")
+def dag_run(settings: Settings, api: AirflowClient, logical: datetime) -> bool:
+    run_id, state = trigger_and_wait(api, CRYPTO, logical)
+    print(f"{CRYPTO} {run_id} ({logical.astimezone(TIMEZONE).date()}): {state}")
     print(f"  dqm.dq_runs: {crypto_counts(settings, run_id)}")
     return state == "success"
 
@@ -236,7 +297,7 @@ def churn_watchdog(settings: Settings, api: AirflowClient, follow: bool = True) 
     api.wait_for_dag(TRAINING)
     api.unpause(TRAINING)  # it listens for the asset
     before = {r["dag_run_id"] for r in api.runs(TRAINING, limit=20)}
-    run_id, state = trigger_and_wait(api, WATCHDOG, None)
+    run_id, state = trigger_and_wait(api, WATCHDOG, api.pending_slot(WATCHDOG, datetime.now(TIMEZONE)))
     detect = api.task_states(WATCHDOG, run_id).get("detect_new_files", (None, 0))[0]
     print(f"{WATCHDOG} {run_id}: {state} (detect_new_files: {detect})")
     if state != "success" or detect != "success" or not follow:
@@ -255,8 +316,9 @@ def churn_watchdog(settings: Settings, api: AirflowClient, follow: bool = True) 
     return state == "success"
 
 
-def churn_drift(settings: Settings, api: AirflowClient, day: date) -> bool:
-    run_id, state = trigger_and_wait(api, DRIFT, logical_datetime(day))
+def churn_drift(settings: Settings, api: AirflowClient, logical: datetime) -> bool:
+    day = logical.astimezone(TIMEZONE).date()
+    run_id, state = trigger_and_wait(api, DRIFT, logical)
     tasks = api.task_states(DRIFT, run_id)
     print(f"{DRIFT} {run_id}: {state} ({', '.join(f'{t}={s}' for t, (s, _) in tasks.items())})")
     summary = drift_summary(settings, day.isoformat())
@@ -292,15 +354,18 @@ def main(argv: list[str] | None = None) -> int:
         "verb", choices=("dag-run", "dag-status", "churn-watchdog", "churn-train", "churn-drift", "mlops-run")
     )
     parser.add_argument("dags", nargs="*", help="dag-status: DAG ids (default: all four)")
-    today = datetime.now(TIMEZONE).date()
     parser.add_argument(
-        "--date", type=date.fromisoformat, default=today, help="logical date (default: today, Buenos Aires)"
+        "--date", type=date.fromisoformat, help="logical date (default: the latest scheduled one)"
     )
     parser.add_argument("--snapshot", default=DEFAULT_SNAPSHOT, help="churn-train: snapshot date T")
-    parser.add_argument("--spec", default="churn.yaml", help="churn-train: training spec")
+    parser.add_argument("--spec", default="", help="churn-train: training spec (default: CHURN_SPEC)")
     args = parser.parse_args(argv)
-    if args.date > today:
-        parser.error(f"--date {args.date} is in the future: Airflow would hold the run until then")
+    now = datetime.now(TIMEZONE)
+    dag_id = DRIFT if args.verb == "churn-drift" else CRYPTO
+    if args.date is not None and logical_datetime(dag_id, args.date) > now:
+        parser.error(
+            f"--date {args.date} is in the future for {dag_id}: Airflow would hold the run until then"
+        )
     setup_logging()
     settings = load_settings()
     api = client(settings)
@@ -316,18 +381,18 @@ def main(argv: list[str] | None = None) -> int:
         dag_status(api, args.dags or list(DAGS))
         return 0
     if args.verb == "dag-run":
-        ok = dag_run(settings, api, args.date)
+        ok = dag_run(settings, api, slot_for(api, CRYPTO, args.date, now))
     elif args.verb == "churn-train":
         ok = churn_train(settings, api, args.snapshot, args.spec)
     elif args.verb == "churn-watchdog":
         ok = churn_watchdog(settings, api)
     elif args.verb == "churn-drift":
-        ok = churn_drift(settings, api, args.date)
+        ok = churn_drift(settings, api, slot_for(api, DRIFT, args.date, now))
     else:  # mlops-run: crypto, then churn data -> training, then drift, stopping at the first failure
         ok = (
-            dag_run(settings, api, args.date)
+            dag_run(settings, api, slot_for(api, CRYPTO, args.date, now))
             and churn_watchdog(settings, api)
-            and churn_drift(settings, api, args.date - timedelta(days=args.date.weekday()))
+            and churn_drift(settings, api, slot_for(api, DRIFT, None, now))
         )
     print(f"{args.verb}: {'ok' if ok else 'FAILED'} in {time.monotonic() - began:.0f} s")
     return 0 if ok else 1

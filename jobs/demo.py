@@ -1,9 +1,11 @@
-"""`make demo`: both workflows end to end on the embedded default.
+"""`make demo`: both workflows end to end on the embedded default, through the real DAG files.
 
-Crypto events: lands a few days of simulated upstream extracts and runs the validate-before-load job for
-each logical date. Churn: generates the five source files, ingests them (GX gate), builds the Delta
-feature snapshot, trains with HPO, registers in MLflow, promotes with aliases and batch-scores into
-`prod.churn_scores`. One Spark session (`local[*]`); prints what it did and where to look.
+Each DAG runs in Airflow's in-process runner (`airflow dags test`, SQLite metadata under var/airflow-demo),
+its Spark steps through spark-submit on `local[2]`. Crypto events: `crypto_events_dag` for a few logical
+dates (land the simulated upstream extract -> validate + quarantine + GX gate -> merge -> reconcile).
+Churn: the five source files are generated, then `churn_training_dag` ingests them (GX gate), builds the
+Delta feature snapshot, trains with HPO, registers in MLflow, promotes with aliases and batch-scores into
+`prod.churn_scores`. Prints what it did and where to look.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from datetime import date, timedelta
 
 log = logging.getLogger("jobs.demo")
 
-SUMMARY = """SELECT logical_date, status, rows_read, rows_valid, rows_rejected, duplicates_collapsed,
-       rows_inserted, rows_updated, rows_deactivated, rows_reactivated, keys_held, rows_unchanged
-FROM dqm.dq_runs WHERE run_id = ANY(%s::uuid[]) ORDER BY started_at"""
+SUMMARY = """SELECT DISTINCT ON (logical_date) logical_date, status, rows_read, rows_valid, rows_rejected,
+       duplicates_collapsed, rows_inserted, rows_updated, rows_deactivated, rows_reactivated, keys_held,
+       rows_unchanged
+FROM dqm.dq_runs WHERE logical_date = ANY(%s::date[]) ORDER BY logical_date, started_at DESC"""
 
 HEADER = (
     "date",
@@ -36,15 +40,16 @@ HEADER = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.common.config import load_settings
+    from jobs.common.config import PROJECT_ROOT, load_settings
     from jobs.common.logs import setup_logging
+    from jobs.common.orchestration import in_process_env
     from jobs.common.postgres import open_business_database
 
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--end", type=date.fromisoformat, default=date(2026, 11, 20), help="last logical date"
     )
-    parser.add_argument("--days", type=int, default=3, help="number of daily runs")
+    parser.add_argument("--days", type=int, default=2, help="number of daily runs")
     parser.add_argument("--only", choices=("all", "crypto", "churn"), default="all", help="which workflow")
     parser.add_argument("--customers", type=int, default=3000, help="churn: customers to generate")
     parser.add_argument(
@@ -55,30 +60,38 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     pg, where = open_business_database(settings.postgres)
     print(f"\n== {where}\n")
+    env = {**in_process_env(PROJECT_ROOT / "var" / "airflow-demo"), "POSTGRES_HOST": pg.host,
+           "POSTGRES_PORT": str(pg.port), "POSTGRES_EMBEDDED": "never"}  # fmt: skip
     ok = True
     if args.only in ("all", "crypto"):
-        ok &= crypto_demo(args, settings, pg)
+        ok &= crypto_demo(args, settings, pg, env)
     if args.only in ("all", "churn"):
-        ok &= churn_demo(args, settings, pg)
+        ok &= churn_demo(args, settings, pg, env)
     return 0 if ok else 1
 
 
-def crypto_demo(args, settings, pg) -> bool:
-    from jobs.common.postgres import connect
-    from jobs.crypto_events.__main__ import Options, run
-    from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
+def run_dag(dag_id: str, logical_date: date, env: dict[str, str], conf: dict | None = None) -> bool:
+    from jobs.common.orchestration import run_dag_in_process
 
-    cfg = config_from_settings(settings.crypto)
+    began = time.monotonic()
+    log.info("running %s for %s through Airflow's in-process runner ...", dag_id, logical_date)
+    run = run_dag_in_process(dag_id, logical_date.isoformat(), env, conf)
+    seconds = time.monotonic() - began
+    if run.returncode != 0:
+        print(f"{dag_id} {logical_date} FAILED after {seconds:.0f} s:\n{(run.stdout + run.stderr)[-4000:]}")
+        return False
+    log.info("%s %s: success in %.0f s", dag_id, logical_date, seconds)
+    return True
+
+
+def crypto_demo(args, settings, pg, env) -> bool:
+    from jobs.common.postgres import connect
+
     dates = [args.end - timedelta(days=k) for k in range(args.days - 1, -1, -1)]
-    run_ids = []
+    if not all(run_dag("crypto_events_dag", d, env) for d in dates):
+        return False
     with connect(pg) as conn:
-        for d in dates:
-            extract = build_extract(cfg, d)
-            land_extract(conn, extract)
-            log.info("landed the upstream extract of %s: %d rows", d, len(extract.rows))
-            outcome = run(Options(d, None, None, "all", "demo"), settings)
-            run_ids.append(outcome.run_id)
-        rows = conn.execute(SUMMARY, (run_ids,)).fetchall()
+        rows = conn.execute(SUMMARY, (dates,)).fetchall()
 
     print("\n== crypto events runs (dqm.dq_runs)")
     print(" ".join(f"{h:>10}" for h in HEADER))
@@ -94,51 +107,65 @@ def crypto_demo(args, settings, pg) -> bool:
     SELECT is_active, count(*) FROM prod.bt_crypto_events GROUP BY 1;
   GX results and Data Docs: {store.s3_endpoint_url or store.object_store_local_root}/{store.ge_artifacts_bucket}/crypto_events/
   Spark event logs: {settings.spark.event_log_dir}
+  Airflow task logs: var/airflow-demo/logs/dag_id=crypto_events_dag/
 """
     )
     return all(r[1] == "merged" for r in rows)
 
 
-def churn_demo(args, settings, pg) -> bool:
-    from jobs.churn import build_features, ingest, promote, score_batch, train
+def churn_demo(args, settings, pg, env) -> bool:
     from jobs.churn.generate import ChurnGenConfig, generate, write
+    from jobs.churn.registry import configure, version_by_alias
+    from jobs.common.postgres import connect
 
     source_dir = settings.churn.source_dir
     tables, truth, oracle = generate(ChurnGenConfig(customers=args.customers, snapshot=args.snapshot))
     write(source_dir, tables, truth, oracle)
     log.info("generated %d customers, %d payments in %s", args.customers, oracle["payments"], source_dir)
-    batches = ingest.run(ingest.parse_args(["--as-of", args.snapshot.isoformat()]), settings)
-    ref, features = build_features.run(
-        build_features.parse_args(["--snapshot", args.snapshot.isoformat()]), settings
-    )
-    trained = train.run(train.parse_args([]), settings)
-    decision = promote.run(promote.parse_args([]), settings)
-    scores = score_batch.run(score_batch.parse_args([]), settings)
+    snapshot = args.snapshot.isoformat()
+    if not run_dag("churn_training_dag", args.end, env, {"snapshot": snapshot, "spec": ""}):
+        return False
 
+    with connect(pg) as conn:
+        batches = conn.execute(
+            "SELECT DISTINCT ON (source) source, status, rows_read, rows_valid, rows_rejected FROM dqm.churn_batches "
+            "WHERE as_of = %s ORDER BY source, started_at DESC", (snapshot,),
+        ).fetchall()  # fmt: skip
+        bands = conn.execute(
+            "SELECT risk_band, count(*), round(avg(probability)::numeric, 3), max(model_version) "
+            "FROM prod.churn_scores WHERE snapshot_date = %s GROUP BY 1 ORDER BY 1", (snapshot,),
+        ).fetchall()  # fmt: skip
+    client = configure(settings.mlflow)
+    name = settings.mlflow.model_name
+    production = version_by_alias(client, name, "production")
+    challenger = version_by_alias(client, name, "challenger")
     print("\n== churn: ingested batches (dqm.churn_batches)")
-    for b in batches:
-        print(f"  {b.source:<17} {b.status:<8} {b.counts}")
-    test = trained["test"]
+    for source, status, read, valid, rejected in batches:
+        print(f"  {source:<17} {status:<8} read {read}  valid {valid}  rejected {rejected}")
+    print("\n== churn: model registry")
+    for alias, version in (("production", production), ("challenger", challenger)):
+        if version is None:
+            print(f"  {alias:<11} (none)")
+            continue
+        run = client.get_run(version.run_id).data
+        metrics = "  ".join(f"{k} {run.metrics[k]:.4f}" for k in ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
+                            if k in run.metrics)  # fmt: skip
+        print(f"  {alias:<11} {name} v{version.version} {run.params.get('model_kind', '')}: {metrics}")
+    print(f"  oracle AUC  {oracle['oracle_auc']:.4f} (the generator's true probabilities)")
+    print("\n== churn: batch scores (prod.churn_scores)")
+    for band, count, mean, version in bands:
+        print(f"  {band:<7} {count:>6} customers  mean probability {mean}  (model v{version})")
     print(
         f"""
-== churn: model
-  feature snapshot  {ref.describe()}  ({features["customers"]} customers, churn rate {features.get("churn_rate")})
-  best candidate    {trained["model_kind"]} {trained["params"]}
-  test metrics      roc_auc {test["roc_auc"]:.4f}  pr_auc {test["pr_auc"]:.4f}  log_loss {test["log_loss"]:.4f}  \
-brier {test["brier"]:.4f}  f1 {test["f1"]:.4f} @ {test["threshold"]:.3f}
-  oracle AUC        {oracle["oracle_auc"]:.4f} (the generator's true probabilities)
-  registered        {settings.mlflow.model_name} v{trained["version"]} -> alias challenger
-  promotion         {"PROMOTED to production" if decision.promote else "kept as challenger"}: {decision.reason}
-  batch scores      {scores["customers"]} customers with {scores["model"]} (production): {scores["bands"]}
-
 == where to look (churn)
   SELECT * FROM dqm.churn_batches ORDER BY started_at DESC;
   SELECT risk_band, count(*), avg(probability) FROM prod.churn_scores GROUP BY 1;
   MLflow: mlflow ui --backend-store-uri {settings.mlflow.resolved_tracking_uri()}  (experiment {settings.mlflow.experiment})
-  Delta feature table: {ref.path}
+  Delta feature tables: {settings.churn.lake_dir}
+  Airflow task logs: var/airflow-demo/logs/dag_id=churn_training_dag/
 """
     )
-    return all(b.status == "loaded" for b in batches)
+    return all(status == "loaded" for _, status, *_ in batches) and production is not None and bool(bands)
 
 
 if __name__ == "__main__":

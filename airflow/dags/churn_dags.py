@@ -55,7 +55,9 @@ def churn_data_watchdog():
     default_args=DEFAULT_ARGS,
     params={
         "snapshot": Param("2026-09-01", type="string", format="date", description="snapshot date T"),
-        "spec": Param("churn.yaml", type="string", description="training spec (jobs/churn/specs/ or a path)"),
+        "spec": Param(
+            "", type="string", description="training spec (jobs/churn/specs/ or a path); empty: CHURN_SPEC"
+        ),
     },
     tags=["churn", "training"],
 )

@@ -8,7 +8,8 @@ backend store, artifacts proxied to the S3 endpoint); Airflow api-server, schedu
 triggerer and Celery worker (PostgreSQL metadata, Redis broker). PostgreSQL and Redis are the configured
 ones: the stack never starts or silently swaps in another.
 
-Every process runs in its own session, with its pid and command in `<STACK_DIR>/pids/<name>.json` and its
+Every process runs under a supervisor that restarts it when it exits on its own (compose's restart
+policy), in its own session, with the supervisor's pid and command in `<STACK_DIR>/pids/<name>.json` and its
 output in `<STACK_DIR>/logs/<name>.log`. `down` stops only processes whose pid file it wrote and whose
 command line still matches (a recycled pid is left alone).
 """
@@ -324,8 +325,16 @@ def start(settings: Settings, service: Service) -> int:
     if log_path.exists():  # keep the previous run's log one generation back; health checks read the new one
         log_path.replace(log_path.with_suffix(".log.1"))
     with log_path.open("wb") as out:
+        supervised = [
+            sys.executable,
+            "-m",
+            "infrastructure.native.supervise",
+            service.name,
+            "--",
+            *service.argv,
+        ]
         process = subprocess.Popen(
-            service.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            supervised, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=env, cwd=PROJECT_ROOT, start_new_session=True,
         )  # fmt: skip
     record = {"pid": process.pid, "start_ticks": _start_ticks(process.pid), "argv": service.argv}
@@ -348,6 +357,11 @@ def stop(settings: Settings, name: str, grace: float = 30.0) -> bool:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
     return True
+
+
+def restarts(settings: Settings, name: str) -> int:
+    path = settings.stack.dir / "logs" / f"{name}.log"
+    return path.read_text(errors="replace").count("[supervise]") if path.exists() else 0
 
 
 def rss_mib(pid: int) -> float:
@@ -507,6 +521,7 @@ def status(settings: Settings) -> list[dict]:
             "pid": pid,
             "healthy": bool(pid) and service.ready(),
             "rss_mib": round(rss_mib(pid), 1) if pid else 0.0,
+            "restarts": restarts(settings, service.name),
         })  # fmt: skip
     return rows
 
@@ -553,9 +568,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped: {', '.join(stopped) or 'nothing (no process of this stack was running)'}")
     elif args.command == "ps":
         rows = status(settings)
-        print(f"{'service':<24}{'pid':>8}  {'healthy':<8}{'RSS MiB':>9}")
+        print(f"{'service':<24}{'pid':>8}  {'healthy':<8}{'RSS MiB':>9}{'restarts':>10}")
         for row in rows:
-            print(f"{row['service']:<24}{row['pid'] or '-':>8}  {row['healthy']!s:<8}{row['rss_mib']:>9.1f}")
+            print(
+                f"{row['service']:<24}{row['pid'] or '-':>8}  {row['healthy']!s:<8}{row['rss_mib']:>9.1f}"
+                f"{row['restarts']:>10}"
+            )
         print(f"{'total':<42}{sum(r['rss_mib'] for r in rows):>9.1f}")
     elif args.command == "logs":
         names = [args.service] if args.service else [s.name for s in services(settings)]

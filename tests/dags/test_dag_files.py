@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 
 from jobs.common.config import PROJECT_ROOT
+from jobs.common.orchestration import in_process_env, run_dag_in_process
 
 PARSE = r"""
 import json, socket, sys
@@ -84,27 +85,11 @@ def test_every_task_retries_times_out_and_alerts(parsed):
 
 
 def _airflow_env(pg, home) -> dict[str, str]:
-    return {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),
-        "AIRFLOW_CONN_SPARK_DEFAULT": "spark://local%5B2%5D",  # brackets URL-encoded (DESIGN.md)
-        "POSTGRES_HOST": pg.host,
-        "POSTGRES_PORT": str(pg.port),
-        "PYTHONPATH": str(PROJECT_ROOT),
-        "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}",
-    }
+    return {**in_process_env(home), "POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port)}
 
 
-def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, *extra: str) -> None:
-    airflow = [sys.executable, "-m", "airflow"]
-    migrate = subprocess.run(
-        [*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrate.returncode == 0, migrate.stderr[-2000:]
-    run = subprocess.run([*airflow, "dags", "test", dag_id, logical_date, *extra], env=env,
-                         capture_output=True, text=True, timeout=1500)  # fmt: skip
+def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, conf: dict | None = None) -> None:
+    run = run_dag_in_process(dag_id, logical_date, env, conf, timeout=1500)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
 
 
@@ -145,8 +130,9 @@ def test_churn_training_dag_runs_end_to_end_in_process(pg, db, tmp_path):
         MLFLOW_TRACKING_URI="",
         MLFLOW_LOCAL_DIR=str(tmp_path / "mlflow"),
     )
-    conf = json.dumps({"snapshot": snapshot, "spec": str(tmp_path / "tiny.yaml")})
-    _dags_test(env, "churn_training_dag", "2026-11-20", "--conf", conf)
+    _dags_test(
+        env, "churn_training_dag", "2026-11-20", {"snapshot": snapshot, "spec": str(tmp_path / "tiny.yaml")}
+    )
     loaded = db.execute(
         "SELECT count(*) FROM dqm.churn_batches WHERE as_of = %s AND status = 'loaded'", (snapshot,)
     ).fetchone()[0]
