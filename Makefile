@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift \
+.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift bench-stack \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -119,6 +119,9 @@ churn-drift: setup ## trigger the drift monitor for DATE, wait, print the verdic
 
 mlops-run: setup ## crypto run, churn watchdog -> training, drift monitor, in order
 	@$(CONTROL) mlops-run $(if $(DATE),--date $(DATE))
+
+bench-stack: setup ## native stack: start time, RSS per process, DAG trigger-to-success vs direct spark-submit
+	@$(PY) bench/stack_overhead.py
 
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop

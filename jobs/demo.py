@@ -133,9 +133,12 @@ def churn_demo(args, settings, pg, env) -> bool:
         ).fetchall()  # fmt: skip
         bands = conn.execute(
             "SELECT risk_band, count(*), round(avg(probability)::numeric, 3), max(model_version) "
-            "FROM prod.churn_scores WHERE snapshot_date = %s GROUP BY 1 ORDER BY 1", (snapshot,),
+            "FROM prod.churn_scores WHERE snapshot_date = %s GROUP BY 1 ORDER BY min(probability)", (snapshot,),
         ).fetchall()  # fmt: skip
-    client = configure(settings.mlflow)
+    from mlflow.tracking import MlflowClient
+
+    configure(settings.mlflow)
+    client = MlflowClient()
     name = settings.mlflow.model_name
     production = version_by_alias(client, name, "production")
     challenger = version_by_alias(client, name, "challenger")
