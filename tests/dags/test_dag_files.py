@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from jobs.common.config import PROJECT_ROOT
+from jobs.common.config import PROJECT_ROOT, load_settings
 from jobs.common.orchestration import in_process_env, run_dag_in_process
 
 PARSE = r"""
@@ -107,9 +108,11 @@ def test_crypto_events_dag_runs_end_to_end_in_process(pg, db, tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_churn_training_dag_runs_end_to_end_in_process(pg, db, tmp_path):
-    """ingest -> features -> train -> promote -> batch score, each Spark step through spark-submit, with
-    the snapshot and spec given as run params; MLflow on local storage (the embedded default)."""
+def test_churn_dags_run_end_to_end_in_process(pg, db, tmp_path):
+    """churn_training_dag: ingest -> features -> train -> promote -> batch score, each Spark step through
+    spark-submit, with the snapshot and spec given as run params, MLflow on local storage (the embedded
+    default). Then churn_drift_monitor_w on that model, and churn_data_watchdog before and after a file
+    changes."""
     import yaml
 
     from jobs.churn.generate import ChurnGenConfig, generate, write
@@ -142,3 +145,43 @@ def test_churn_training_dag_runs_end_to_end_in_process(pg, db, tmp_path):
         (snapshot,),
     ).fetchone()
     assert loaded == 5 and scores == (1500, 1, 1, "production")
+
+    drift_day = "2026-11-16"
+    _dags_test(env, "churn_drift_monitor_w", drift_day)
+    from jobs.common.objectstore import open_store
+
+    store = load_settings().object_store
+    summary = json.loads(
+        open_store(store).get_bytes(store.mlflow_artifacts_bucket, f"drift-reports/{drift_day}/summary.json")
+    )
+    assert summary["date"] == drift_day and summary["retrain"] is False  # same data as the training: no drift
+    assert _task_states(env, "churn_drift_monitor_w") == {
+        "drift_report": "success", "critical": "success", "trigger_training": "skipped",
+    }  # fmt: skip
+
+    _dags_test(env, "churn_data_watchdog", "2026-11-20T10:00:00+00:00")  # every file was ingested: skipped
+    assert _task_states(env, "churn_data_watchdog") == {"detect_new_files": "skipped"}
+    with (tmp_path / "source" / "DEMOGRAFICOS.csv").open("a") as handle:
+        handle.write("9999999,33,F,debit,Salta\n")
+    _dags_test(env, "churn_data_watchdog", "2026-11-20T11:00:00+00:00")
+    assert _task_states(env, "churn_data_watchdog") == {"detect_new_files": "success"}
+    (extra,) = _airflow_db(env, "SELECT extra FROM asset_event ORDER BY id DESC LIMIT 1")[0]
+    assert list(json.loads(extra)["files"]) == ["DEMOGRAFICOS"]  # the asset event names the changed file
+
+
+def _airflow_db(env: dict[str, str], query: str) -> list[tuple]:
+    """The in-process runner's SQLite metadata DB, to read what Airflow recorded."""
+    import sqlite3
+
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as conn:
+        return conn.execute(query).fetchall()
+
+
+def _task_states(env: dict[str, str], dag_id: str) -> dict[str, str]:
+    """Task states of the DAG's latest run."""
+    rows = _airflow_db(
+        env,
+        "SELECT task_id, state FROM task_instance WHERE run_id = (SELECT run_id FROM dag_run "
+        f"WHERE dag_id = '{dag_id}' ORDER BY id DESC LIMIT 1) AND dag_id = '{dag_id}'",
+    )
+    return dict(rows)

@@ -256,7 +256,8 @@ def test_crypto_dag_through_the_rest_api(stack):
 
 def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     """New source files -> watchdog emits the asset -> churn_training_dag (ingest, features, train on
-    the standalone cluster, register + promote in the MLflow server, batch score) -> weekly drift monitor."""
+    the standalone cluster, register + promote in the MLflow server, batch score); the training DAG
+    triggered directly with params; the weekly drift monitor."""
     env = stack["env"]
     run = _control(env, "churn-watchdog")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -278,6 +279,14 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     # a second watchdog tick sees nothing new: skipped, no second training
     again = _control(env, "churn-watchdog")
     assert again.returncode == 0 and "detect_new_files: skipped" in again.stdout, again.stdout[-2000:]
+
+    # churn_training_dag triggered directly through the REST API with params: same data and spec, a tie
+    train = _control(env, "churn-train", "--snapshot", SNAPSHOT, "--spec", str(stack["root"] / "tiny.yaml"))
+    assert train.returncode == 0, train.stdout[-3000:] + train.stderr[-3000:]
+    print(train.stdout)
+    assert "'promote': False" in train.stdout  # a tie never promotes
+    assert client.get_model_version_by_alias("churn_model", "challenger").version == "2"
+    assert client.get_model_version_by_alias("churn_model", "production").version == "1"
 
     drift = _control(env, "churn-drift")
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
