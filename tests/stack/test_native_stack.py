@@ -271,7 +271,8 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     assert loaded == 5 and scores == (1500, "production")
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri=_url(env, "MLFLOW"))
+    # both URIs: an earlier test in the session may have set a global registry URI (the test MLflow server)
+    client = MlflowClient(tracking_uri=_url(env, "MLFLOW"), registry_uri=_url(env, "MLFLOW"))
     production = client.get_model_version_by_alias("churn_model", "production")
     assert production.version == "1"
     assert client.get_run(production.run_id).data.params  # the training run is in the server's store
