@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(env: dict, *argv: str) -> tuple[float, subprocess.CompletedProcess]:
@@ -37,31 +30,14 @@ def _run(env: dict, *argv: str) -> tuple[float, subprocess.CompletedProcess]:
 
 
 def main() -> int:
-    state = ROOT / "var" / "bench-stack"
+    from infrastructure.native.stack import isolated_env
+
     env = {
         **os.environ,
+        **isolated_env(ROOT / "var" / "bench-stack"),  # `destroy` wipes only the bench's own folders
         "POSTGRES_DB": "kpidelivery_bench",
         "POSTGRES_EMBEDDED": "never",
-        "STACK_DIR": str(state),
         "STACK_REDIS_URL": "redis://127.0.0.1:6379/15",
-        "SPARK_EVENT_LOG_DIR": str(state / "spark-events"),
-        # `destroy` wipes the stack's folders: point every one of them inside the bench's own
-        "CHURN_SOURCE_DIR": str(state / "churn-source"),
-        "CHURN_LAKE_DIR": str(state / "lake"),
-        "MLFLOW_LOCAL_DIR": str(state / "mlflow"),
-        "OBJECT_STORE_LOCAL_ROOT": str(state / "objectstore"),
-        **{
-            f"STACK_{name}_PORT": str(_free_port())
-            for name in (
-                "AIRFLOW",
-                "MLFLOW",
-                "S3",
-                "SPARK_MASTER",
-                "SPARK_UI",
-                "SPARK_WORKER_UI",
-                "SPARK_HISTORY",
-            )
-        },
     }
     stack = ["-m", "infrastructure.native.stack"]
     _run(env, *stack, "destroy")

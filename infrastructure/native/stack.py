@@ -127,6 +127,23 @@ def airflow_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def isolated_env(root: Path) -> dict[str, str]:
+    """Settings for a second stack beside the usual one (tests, benchmarks): free ports, and every folder
+    the stack writes or `destroy` wipes placed under `root`."""
+    from jobs.common.postgres import free_port
+
+    ports = ("AIRFLOW", "MLFLOW", "S3", "SPARK_MASTER", "SPARK_UI", "SPARK_WORKER_UI", "SPARK_HISTORY")
+    return {
+        "STACK_DIR": str(root / "stack"),
+        "SPARK_EVENT_LOG_DIR": str(root / "spark-events"),
+        "CHURN_SOURCE_DIR": str(root / "source"),
+        "CHURN_LAKE_DIR": str(root / "lake"),
+        "MLFLOW_LOCAL_DIR": str(root / "mlflow"),
+        "OBJECT_STORE_LOCAL_ROOT": str(root / "objectstore"),
+        **{f"STACK_{name}_PORT": str(free_port()) for name in ports},
+    }
+
+
 # --- health checks --------------------------------------------------------------------------------------------
 
 

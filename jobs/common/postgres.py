@@ -135,7 +135,7 @@ def copy_arrow(conn: psycopg.Connection, table: str, arrow, chunk_rows: int = 10
 # --- embedded server ----------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -180,7 +180,7 @@ def start_embedded() -> tuple[str, int]:
         shutil.chown(EMBEDDED_DIR, user, user)
     if not (pgdata / "PG_VERSION").exists():
         _pg(bin_dir / "initdb", ["-D", str(pgdata), "--auth=trust", "-U", "postgres", "-E", "UTF8"], user)
-    port = _free_port()
+    port = free_port()
     options = f"-h 127.0.0.1 -p {port} -k {EMBEDDED_DIR}"
     logfile = EMBEDDED_DIR / "server.log"
     _pg(

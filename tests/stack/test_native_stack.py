@@ -25,17 +25,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from infrastructure.native.stack import isolated_env
 from jobs.common.config import PROJECT_ROOT
+from jobs.common.postgres import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
 
 SNAPSHOT = "2026-09-01"  # churn_training_dag's default snapshot: the asset-triggered run uses it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_bin() -> Path:
@@ -52,7 +48,7 @@ class PrivatePostgres:
 
         self.user = _run_as()  # PostgreSQL refuses to run as root
         self.root = Path(tempfile.mkdtemp(prefix="kpi-stack-pg-"))
-        self.data, self.port, self.bin = self.root / "data", _free_port(), _pg_bin()
+        self.data, self.port, self.bin = self.root / "data", free_port(), _pg_bin()
         os.chmod(self.root, 0o755)
         if self.user:
             shutil.chown(self.root, self.user)
@@ -85,7 +81,7 @@ class PrivatePostgres:
 
 class PrivateRedis:
     def __init__(self, root: Path) -> None:
-        self.port, self.root = _free_port(), root
+        self.port, self.root = free_port(), root
         self.process: subprocess.Popen | None = None
         self.start()
 
@@ -134,27 +130,12 @@ def stack(tmp_path_factory, request):
     (root / "tiny.yaml").write_text(yaml.safe_dump(spec))
     env = {
         **os.environ,
+        **isolated_env(root),
         "POSTGRES_HOST": "127.0.0.1",
         "POSTGRES_PORT": str(pg.port),
         "POSTGRES_DB": "kpidelivery",
-        "STACK_DIR": str(root / "stack"),
         "STACK_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
-        "CHURN_SOURCE_DIR": str(root / "source"),
-        "CHURN_LAKE_DIR": str(root / "lake"),
         "CHURN_SPEC": str(root / "tiny.yaml"),
-        "SPARK_EVENT_LOG_DIR": str(root / "spark-events"),
-        **{
-            f"STACK_{name}_PORT": str(_free_port())
-            for name in (
-                "AIRFLOW",
-                "MLFLOW",
-                "S3",
-                "SPARK_MASTER",
-                "SPARK_UI",
-                "SPARK_WORKER_UI",
-                "SPARK_HISTORY",
-            )
-        },
     }
     began = time.monotonic()
     up = _stack_cli(env, "up")
