@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift bench-stack \
+.PHONY: help setup system-deps browser-deps app demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift bench-app bench-stack \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -36,6 +36,9 @@ setup: system-deps $(STAMP) ## venv + pinned install + Java/JDBC checks (idempot
 system-deps: ## Java 17 and the Debian PostgreSQL JDBC driver (installed when root)
 	@bash infrastructure/scripts/system_deps.sh "$(JDBC_JAR)"
 
+browser-deps: ## + Debian's Chromium, for the app's real-browser test (installed when root)
+	@bash infrastructure/scripts/system_deps.sh "$(JDBC_JAR)" --browser
+
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	@echo "[setup] installing pinned dependencies into $(VENV) (cold: ~4-6 min, with a warm pip cache: ~3 min)"
@@ -47,15 +50,18 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup ## run both workflows (crypto events, churn) on the embedded default and print what they did
 	@$(PY) -m jobs.demo
 
-test: setup ## the whole test suite (real PostgreSQL, Spark local)
+test: setup browser-deps ## the whole test suite (real PostgreSQL, Redis, Spark, Airflow, MLflow, Chromium)
 	@$(PY) -m pytest
+
+app: setup ## the Streamlit app on APP_PORT (8601), scoring with the production model
+	@$(PY) -m app
 
 test-fast: setup ## unit tests only
 	@$(PY) -m pytest tests/unit
 
 lint: setup ## ruff (style + import order)
-	@$(PY) -m ruff check jobs tests bench airflow infrastructure
-	@$(PY) -m ruff format --check jobs tests bench airflow infrastructure
+	@$(PY) -m ruff check jobs tests bench airflow infrastructure app
+	@$(PY) -m ruff format --check jobs tests bench airflow infrastructure app
 
 constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@rm -rf var/constraints-venv && $(PYTHON_BOOT) -m venv var/constraints-venv
@@ -74,6 +80,9 @@ bench-score: setup ## single-row latency of the JVM-free scorer (with/without SH
 
 bench-drift: setup ## Evidently drift report time on 100k rows x 20 columns
 	@$(PY) bench/drift_report.py
+
+bench-app: setup browser-deps ## the app's click-to-result latency in Chromium (p50 over 50) vs the scorer (run `make demo` first)
+	@$(PY) bench/app_latency.py
 
 # --- stacks (native: no Docker; compose: infrastructure/docker-compose.yml) -------------------------------
 init: setup ## databases (business DDL, Airflow, MLflow), Airflow migration, demo churn files (idempotent)

@@ -7,15 +7,13 @@ never fall back to an embedded one: if PostgreSQL does not answer, they fail and
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.servers import ServerDidNotStart, start_server, stop_server
 
 _STORE = Path(tempfile.mkdtemp(prefix="kpi-objectstore-"))
 os.environ.update(
@@ -85,12 +83,6 @@ def object_store_root() -> Path:
     return _STORE
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(pg, tmp_path_factory):
     """A real MLflow tracking server: PostgreSQL backend store, proxied artifacts on a local path.
@@ -98,13 +90,13 @@ def mlflow_server(pg, tmp_path_factory):
     Sets MLFLOW_TRACKING_URI for the session, so `load_settings().mlflow` and the jobs use it."""
     from psycopg import sql
 
-    from jobs.common.postgres import connect
+    from jobs.common.postgres import connect, free_port
 
     db = f"{pg.db}_mlflow"
     with connect(pg, dbname="postgres") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    port = _free_port()
+    port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
     log_path = artifacts.parent / "mlflow-server.log"
     command = [
@@ -114,21 +106,11 @@ def mlflow_server(pg, tmp_path_factory):
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    with log_path.open("w") as log_file:
-        server = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"MLflow server did not start; log:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
+    try:
+        server = start_server(command, f"{url}/health", log_path, env)
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url
     yield url
@@ -136,11 +118,7 @@ def mlflow_server(pg, tmp_path_factory):
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = previous
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
+    stop_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +126,9 @@ def s3_endpoint():
     """moto's S3 server: the stand-in for MinIO (path-style addressing, s3v4), as DESIGN.md allows."""
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    from jobs.common.postgres import free_port
+
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     yield f"http://127.0.0.1:{port}"

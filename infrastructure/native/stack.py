@@ -141,6 +141,7 @@ def isolated_env(root: Path) -> dict[str, str]:
         "MLFLOW_LOCAL_DIR": str(root / "mlflow"),
         "OBJECT_STORE_LOCAL_ROOT": str(root / "objectstore"),
         **{f"STACK_{name}_PORT": str(free_port()) for name in ports},
+        "APP_PORT": str(free_port()),
     }
 
 
@@ -300,6 +301,11 @@ def services(settings: Settings) -> list[Service]:
             "airflow-worker",
             [py, "-m", "airflow", "celery", "worker", "--concurrency", str(st.celery_concurrency)],
             lambda: _log_says(logs / "airflow-worker.log", " ready."),
+        ),
+        Service(
+            "streamlit",
+            [py, "-m", "app", "--host", st.host, "--port", str(settings.app.port)],
+            lambda: _answers(f"http://{st.host}:{settings.app.port}/_stcore/health"),
         ),
     ]
 
@@ -550,6 +556,7 @@ def urls(settings: Settings) -> dict[str, str]:
         "Spark master UI": f"http://{st.host}:{st.spark_ui_port}  ({st.spark_master_url})",
         "Spark history": f"http://{st.host}:{st.spark_history_port}",
         "MLflow": st.mlflow_url,
+        "Streamlit app": f"http://{st.host}:{settings.app.port}",
         "S3 endpoint": f"{st.s3_url}  (buckets: {', '.join(BUCKETS)})",
     }
 

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Checks the system packages the Spark jobs need: a Java 17 runtime and the PostgreSQL JDBC driver
 # (Debian's libpostgresql-jdbc-java; Maven is unreachable here, so no jar is downloaded at run time).
-# Installs them with apt-get when running as root, otherwise says exactly what to install.
+# With --browser, also Debian's Chromium (the app's real-browser test drives /usr/bin/chromium; test tools
+# cannot download a browser here). Installs with apt-get when running as root, otherwise says what to install.
 set -euo pipefail
 jar="${1:-/usr/share/java/postgresql.jar}"
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 [ -f "$jar" ] || missing+=(libpostgresql-jdbc-java)
+if [ "${2:-}" = "--browser" ]; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "[setup] installing system packages: ${missing[*]}"

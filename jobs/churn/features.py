@@ -13,6 +13,7 @@ names) at a snapshot date T. Leakage rules, enforced here and proven by tests:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,77 @@ FEATURES: dict[str, str] = {
 }
 CATEGORICAL = ("gender", "card_type", "city")
 NUMERIC = tuple(name for name in FEATURES if name not in CATEGORICAL)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The values `build_features` can produce for one numeric column: what a typed-in input may hold.
+
+    `nullable`: the column is null when its snapshot source has no row for the customer (the model
+    imputes it); the payment aggregates are never null (0, or 185 days, without payments).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    nullable: bool = False
+
+    def describe(self) -> str:
+        kind = "a whole number" if self.integer else "a number"
+        if self.low is not None and self.high is not None:
+            return f"{kind} from {self.low:g} to {self.high:g}"
+        if self.low is not None:
+            return f"{kind} >= {self.low:g}"
+        return kind
+
+
+def _domains() -> dict[str, Domain]:
+    from jobs.churn.sources import AMOUNT_LIMIT, sources
+
+    fields = {f.column: f for source in sources().values() for f in source.fields}
+
+    def from_source(column: str, integer: bool = False) -> Domain:
+        # the source file's range (one contract): what ingestion lets through, the feature can hold
+        f = fields[column]
+        return Domain(f.low, f.high if f.high is not None else AMOUNT_LIMIT, integer, nullable=True)
+
+    count, amount, share = Domain(0, None, True), Domain(0, None), Domain(0, 1)
+    flag = Domain(0, 1, True, nullable=True)
+    balance = Domain(-AMOUNT_LIMIT, AMOUNT_LIMIT, nullable=True)
+    return {
+        "pay_count_6m": count,
+        "pay_sum_6m": amount,
+        "pay_count_3m": count,
+        "pay_sum_3m": amount,
+        "pay_count_1m": count,
+        "pay_sum_1m": amount,
+        "pay_avg_amount_6m": amount,
+        "pay_max_amount_6m": amount,
+        "days_since_last_payment": Domain(0, NO_PAYMENT_DAYS, True),
+        "active_months_6m": Domain(0, HISTORY_MONTHS, True),
+        "pay_count_trend_6m": Domain(),
+        "pay_count_ratio_3m": amount,
+        "discount_share_6m": share,
+        "discount_sum_6m": amount,
+        **{f"share_{s.lower()}_6m": share for s in SEGMENTS},
+        "distinct_sellers_6m": count,
+        "mau_mp_1": flag,
+        "mau_ml_1": flag,
+        "mau_ml_2": flag,
+        "days_since_last_login": Domain(0, None, True, nullable=True),
+        "balance_1": balance,
+        "balance_2": balance,
+        "balance_change": Domain(-2 * AMOUNT_LIMIT, 2 * AMOUNT_LIMIT, nullable=True),
+        "balance_log_ratio": Domain(None, None, nullable=True),
+        "has_investment": flag,
+        "spent_ml": from_source("spent_ml"),
+        "recency_ml": from_source("recency_ml", integer=True),
+        "frequency_ml": from_source("frequency_ml", integer=True),
+        "age": from_source("age", integer=True),
+    }
+
+
+DOMAINS: dict[str, Domain] = _domains()
 
 
 def payment_features(payments: DataFrame, snapshot: date) -> DataFrame:

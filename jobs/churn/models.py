@@ -45,12 +45,26 @@ def resolve(client, name: str, alias: str | None = None, version: int | None = N
     return ModelRef(name, int(mv.version), alias, mv.run_id, dict(mv.tags or {}))
 
 
-def download(ref: ModelRef, dst: Path) -> Path:
-    """The model folder (MLmodel + artifacts/scorer + artifacts/spark_pipeline)."""
+def download(ref: ModelRef, dst: Path, tracking_uri: str | None = None) -> Path:
+    """The model folder (MLmodel + artifacts/scorer + artifacts/spark_pipeline).
+
+    With `tracking_uri`, that server is asked for this call only, so concurrent callers (the app's
+    sessions, tests) never repoint each other: the version's artifact location is resolved through an
+    explicit client (`models:/` URIs would be resolved with the process-wide registry URI).
+    """
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     dst.mkdir(parents=True, exist_ok=True)
-    return Path(mlflow.artifacts.download_artifacts(ref.uri, dst_path=str(dst)))
+    if tracking_uri is None:
+        return Path(mlflow.artifacts.download_artifacts(ref.uri, dst_path=str(dst)))
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    location = client.get_model_version_download_uri(ref.name, str(ref.version))
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(dst), tracking_uri=tracking_uri
+        )
+    )
 
 
 def load_scorer(model_dir: Path):

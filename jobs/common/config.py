@@ -289,6 +289,18 @@ class StackSettings(_Section):
         return f"spark://{self.host}:{self.spark_master_port}"
 
 
+class AppSettings(_Section):
+    """The Streamlit app (`python -m app`, `make app`)."""
+
+    model_config = SettingsConfigDict(env_prefix="APP_")
+
+    host: str = "127.0.0.1"  # 0.0.0.0 in a container
+    port: int = Field(8601, ge=1, le=65535)
+    model_alias: str = "production"  # the alias the app scores with
+    alias_check_seconds: float = Field(30.0, gt=0)  # how often the alias is looked up again
+    max_upload_mb: int = Field(20, ge=1)
+
+
 class Settings:
     """All sections, each read lazily; `load_settings()` is the one way to get one."""
 
@@ -319,6 +331,10 @@ class Settings:
     @cached_property
     def drift(self) -> DriftSettings:
         return DriftSettings()
+
+    @cached_property
+    def app(self) -> AppSettings:
+        return AppSettings()
 
     @cached_property
     def stack(self) -> StackSettings:

@@ -70,6 +70,26 @@ def resolve_server(pg: PostgresSettings) -> tuple[PostgresSettings, str]:
     )
 
 
+def find_server(pg: PostgresSettings) -> PostgresSettings:
+    """The server to READ from, starting nothing: the configured one, else a running embedded one.
+
+    For readers such as the app: after `make demo` on a machine without PostgreSQL the data is in the
+    embedded server, which the app should find; when neither answers, the error says what to start.
+    """
+    if pg.embedded != "always" and server_answers(pg):
+        return pg
+    state = _embedded_state() if pg.embedded != "never" else None
+    if state:
+        embedded = pg.model_copy(update={"host": state["host"], "port": state["port"], "user": "postgres"})
+        if server_answers(embedded):
+            return embedded
+    raise PostgresUnavailable(
+        f"PostgreSQL at {pg.host}:{pg.port} does not answer"
+        + ("" if pg.embedded == "never" else " and no embedded server is running")
+        + ": start it (`make up`, or `make demo` for the embedded default)"
+    )
+
+
 def use_server(pg: PostgresSettings) -> None:
     """Exports the resolved server so that child processes (spark-submit, Airflow tasks) use it too."""
     os.environ.update({"POSTGRES_HOST": pg.host, "POSTGRES_PORT": str(pg.port), "POSTGRES_USER": pg.user})

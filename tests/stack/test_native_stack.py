@@ -189,7 +189,7 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     rows = [line.split() for line in ps.stdout.splitlines()[1:-1]]
     assert {r[0] for r in rows} == {
         "s3", "spark-master", "spark-worker", "spark-history", "mlflow", "airflow-api-server",
-        "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker",
+        "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "streamlit",
     }  # fmt: skip
     assert all(r[2] == "True" for r in rows), ps.stdout
     master = _get_json(_url(stack["env"], "SPARK_UI", "/json/"))
@@ -269,6 +269,14 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     assert "'promote': False" in train.stdout  # a tie never promotes
     assert client.get_model_version_by_alias("churn_model", "challenger").version == "2"
     assert client.get_model_version_by_alias("churn_model", "production").version == "1"
+
+    # the stack's Streamlit app scores with that production model, in a real browser
+    from tests.browser import chromium, open_page
+
+    with chromium() as browser:
+        page = open_page(browser, f"http://127.0.0.1:{env['APP_PORT']}/Score", "Score a customer")
+        page.get_by_role("button", name="Score", exact=True).click()
+        page.get_by_text("· churn_model v1 ·").wait_for(timeout=60_000)
 
     drift = _control(env, "churn-drift")
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]

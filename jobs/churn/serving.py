@@ -1,0 +1,470 @@
+"""Serving without a JVM: the registered model for the app, and the checks its inputs go through.
+
+- `ModelService` finds the version holding an alias (`production`), downloads it once and scores with
+  the JVM-free `ChurnScorer` (parity with Spark is proven at training time and by the tests).
+- `check_value` / `check_record` / `read_batch_csv` validate what people type or upload against the
+  feature module's contract (`jobs.churn.features.DOMAINS`): a value is accepted, or refused with a
+  sentence that says why; nothing is dropped without a trace.
+- `risk_band` is the batch job's banding rule, in plain Python.
+
+No Streamlit here: the app (`app/`) only lays these out on pages.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jobs.churn.features import DOMAINS, FEATURES, ID, Domain
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from jobs.churn.models import ModelRef
+    from jobs.churn.scorer import ChurnScorer
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 200  # characters in a category value
+MAX_BATCH_ROWS = 100_000  # beyond this, the Spark batch job is the right tool
+MAX_ERRORS_LISTED = 1_000
+_NUMBER_RE = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_ID_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_GENERIC = Domain(nullable=True)  # a spec column the feature module does not know: any finite number
+
+
+class MlflowUnavailable(RuntimeError):
+    """The tracking server does not answer: the app says so instead of hanging."""
+
+
+class BatchFileError(ValueError):
+    """The uploaded file as a whole cannot be read (not a row-level problem)."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Values
+# ---------------------------------------------------------------------------------------------------------
+
+
+def risk_band(probability: float, cuts: tuple[float, float]) -> str:
+    """low < cuts[0] <= medium < cuts[1] <= high: `jobs.churn.score_batch.risk_band` without Spark."""
+    return "low" if probability < cuts[0] else "medium" if probability < cuts[1] else "high"
+
+
+def domain_of(column: str) -> Domain:
+    return DOMAINS.get(column, _GENERIC)
+
+
+def describe(column: str) -> str:
+    return FEATURES.get(column, column)
+
+
+def _blank(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def check_number(column: str, value: Any) -> tuple[float | None, str | None]:
+    """(value, None) when `value` is acceptable for numeric `column`, else (None, why)."""
+    domain = domain_of(column)
+    if _blank(value):
+        return None, None if domain.nullable else f"{column} is required ({describe(column)})"
+    if isinstance(value, bool):
+        return None, f"{column} must be {domain.describe()}, got {value!r}"
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_RE.match(text):
+            return None, f"{column} must be {domain.describe()}, got {_show(value)}"
+        number = float(text)
+    elif isinstance(value, int | float):
+        number = float(value)
+    else:
+        return None, f"{column} must be {domain.describe()}, got {type(value).__name__}"
+    if not math.isfinite(number):
+        return None, f"{column} is too large to be a number ({_show(value)})"
+    if domain.integer and not number.is_integer():
+        return None, f"{column} must be a whole number, got {number:g}"
+    if (domain.low is not None and number < domain.low) or (domain.high is not None and number > domain.high):
+        return None, f"{column} must be {domain.describe()}, got {number:g}"
+    return number, None
+
+
+def check_category(column: str, value: Any) -> tuple[str | None, str | None]:
+    """(text, None) or (None, why). Blank is allowed: the model has a `missing` category."""
+    if _blank(value):
+        return None, None
+    text = str(value)
+    if len(text) > MAX_TEXT:
+        return None, f"{column} is longer than {MAX_TEXT} characters"
+    if _CONTROL_RE.search(text):
+        return None, f"{column} contains control characters ({_show(text)})"
+    return text, None
+
+
+def check_record(
+    record: Mapping[str, Any], numeric: tuple[str, ...], categorical: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The clean record (floats, strings or None) and the errors by column."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for column in numeric:
+        clean[column], error = check_number(column, record.get(column))
+        if error:
+            errors[column] = error
+    for column in categorical:
+        clean[column], error = check_category(column, record.get(column))
+        if error:
+            errors[column] = error
+    return clean, errors
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Batch files
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # line number in the file (the header is line 1)
+    column: str
+    value: str
+    message: str
+
+
+@dataclass
+class Batch:
+    """An uploaded file checked row by row: every data line is either in `rows` or has errors."""
+
+    rows: pd.DataFrame  # line, customer_id (when given), then the model's features (clean values)
+    errors: list[RowError]
+    lines: int  # data lines read
+    rejected_lines: list[int]
+    ignored_columns: list[str] = field(default_factory=list)
+    unseen: dict[str, list[str]] = field(default_factory=dict)  # categories the model never saw
+
+
+def read_batch_csv(
+    data: bytes,
+    numeric: tuple[str, ...],
+    categorical: tuple[str, ...],
+    known_categories: Mapping[str, list[str]] | None = None,
+    max_rows: int = MAX_BATCH_ROWS,
+) -> Batch:
+    """Checks a CSV of customers (header row, one customer per line; `customer_id` optional).
+
+    Raises `BatchFileError` when the file as a whole is unusable (not UTF-8, empty, model columns
+    missing, repeated header names, too many rows); otherwise every line is accounted for.
+    """
+    import pandas as pd
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BatchFileError(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8 CSV") from exc
+    if "\x00" in text:
+        raise BatchFileError("the file contains NUL bytes: it is not a CSV text file")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise BatchFileError("the file is empty: expected a header row and one customer per line") from None
+    except csv.Error as exc:
+        raise BatchFileError(f"the header row is not valid CSV: {exc}") from exc
+    header = [h.strip() for h in header]
+    features = (*numeric, *categorical)
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise BatchFileError(f"repeated column names in the header: {repeated}")
+    missing = [c for c in features if c not in header]
+    if missing:
+        hint = " (the file looks ';'-separated: use commas)" if len(header) == 1 and ";" in header[0] else ""
+        raise BatchFileError(
+            f"the file lacks {len(missing)} of the model's {len(features)} input columns{hint}: "
+            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
+        )
+    position = {name: i for i, name in enumerate(header)}
+    has_id = ID in position
+    errors: list[RowError] = []
+    rejected: list[int] = []
+    records: list[dict[str, Any]] = []
+    first_line_of: dict[int, int] = {}
+    lines = 0
+    while True:
+        line = reader.line_num + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = reader.line_num
+            errors.append(RowError(line, "", "", f"not valid CSV: {exc}"))
+            rejected.append(line)
+            lines += 1
+            continue
+        line = reader.line_num
+        if not values:  # a blank line
+            continue
+        lines += 1
+        if lines > max_rows:
+            raise BatchFileError(
+                f"more than {max_rows:,} customers: score large files with the batch job "
+                "(`python -m jobs.churn.score_batch`)"
+            )
+        row_errors = []
+        if len(values) != len(header):
+            row_errors.append(
+                RowError(
+                    line, "", _show(",".join(values)), f"{len(values)} fields, the header has {len(header)}"
+                )
+            )
+        else:
+            raw = {name: values[i] for name, i in position.items()}
+            clean, by_column = check_record(raw, numeric, categorical)
+            row_errors += [RowError(line, c, _show(raw[c]), m) for c, m in by_column.items()]
+            if has_id:
+                text = raw[ID].strip()
+                if not _ID_RE.match(text):
+                    row_errors.append(RowError(line, ID, _show(raw[ID]), f"{ID} must be a whole number"))
+                else:
+                    customer = int(text)
+                    if customer in first_line_of:
+                        message = f"duplicate {ID} (first on line {first_line_of[customer]})"
+                        row_errors.append(RowError(line, ID, text, message))
+                    else:
+                        first_line_of[customer] = line
+                        clean[ID] = customer
+        if row_errors:
+            errors += row_errors
+            rejected.append(line)
+        else:
+            records.append({"line": line, **clean})
+    if lines == 0:
+        raise BatchFileError("the file has a header but no customer rows")
+    columns = ["line", *([ID] if has_id else []), *features]
+    rows = pd.DataFrame.from_records(records, columns=columns)
+    for column in numeric:
+        rows[column] = rows[column].astype("float64")
+    unseen = {}
+    for column in categorical:
+        known = set((known_categories or {}).get(column, []))
+        if known:
+            new = sorted({v for v in rows[column].dropna() if v not in known})
+            if new:
+                unseen[column] = new
+    ignored = [h for h in header if h not in features and h != ID]
+    return Batch(rows, errors, lines, rejected, ignored, unseen)
+
+
+def errors_frame(errors: list[RowError], limit: int = MAX_ERRORS_LISTED) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(
+        [(e.line, e.column, e.value, e.message) for e in errors[:limit]],
+        columns=["line", "column", "value", "problem"],
+    )
+
+
+def batch_results(batch: Batch, scored: pd.DataFrame) -> pd.DataFrame:
+    """Every data line of the file: scored ones with probability and band, rejected ones with why."""
+    import pandas as pd
+
+    reasons: dict[int, list[str]] = {}
+    for e in batch.errors:
+        reasons.setdefault(e.line, []).append(e.message)
+    rejected = pd.DataFrame(
+        {
+            "line": batch.rejected_lines,
+            "status": "rejected",
+            "problems": ["; ".join(reasons[n]) for n in batch.rejected_lines],
+        }
+    )
+    keep = ["line", *([ID] if ID in scored.columns else []), "probability", "risk_band"]
+    ok = scored[keep].assign(status="scored", problems="")
+    out = pd.concat([ok, rejected], ignore_index=True).sort_values("line", kind="stable")
+    order = ["line", *([ID] if ID in out.columns else []), "status", "probability", "risk_band", "problems"]
+    return out[order].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The model
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    ref: ModelRef
+    scorer: ChurnScorer
+    loaded_at: datetime
+    load_seconds: float
+
+    @property
+    def label(self) -> str:
+        alias = f" @{self.ref.alias}" if self.ref.alias else ""
+        return f"{self.ref.name} v{self.ref.version}{alias}"
+
+    def categories(self) -> dict[str, list[str]]:
+        """Known labels per categorical column (the missing marker left out)."""
+        missing = self.scorer.description["missing_category"]
+        return {c: [v for v in ls if v != missing] for c, ls in self.scorer.description["categories"].items()}
+
+    def score(self, frame: pd.DataFrame, cuts: tuple[float, float]) -> pd.DataFrame:
+        """`frame` plus probability and risk_band."""
+        p = self.scorer.predict_proba(frame[list(self.scorer.features)])
+        return frame.assign(probability=p, risk_band=[risk_band(float(v), cuts) for v in p])
+
+    def explain(self, record: Mapping[str, Any]) -> pd.DataFrame:
+        """One prediction's SHAP values: feature, value, contribution (model units), sorted by |size|."""
+        import pandas as pd
+
+        frame = pd.DataFrame([{c: record.get(c) for c in self.scorer.features}])
+        for column in self.scorer.numeric:
+            frame[column] = frame[column].astype("float64")
+        values = self.scorer.explain(frame).iloc[0]
+        out = pd.DataFrame(
+            {
+                "feature": list(self.scorer.features),
+                "value": [_display(record.get(c)) for c in self.scorer.features],
+                "contribution": [float(values[c]) for c in self.scorer.features],
+            }
+        )
+        return out.reindex(out["contribution"].abs().sort_values(ascending=False).index).reset_index(
+            drop=True
+        )
+
+
+def _display(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "(missing)"
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.0f}"
+    return str(value)
+
+
+class ModelService:
+    """The registered model behind an alias, downloaded once per version (no Spark, no JVM)."""
+
+    def __init__(self, tracking_uri: str, model_name: str, timeout: float = 3.0) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.timeout = timeout
+
+    def client(self):
+        from mlflow.tracking import MlflowClient
+
+        self.check_server()
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def check_server(self) -> None:
+        """A quick health probe, so a stopped server is a clear message and not minutes of retries."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        url = self.tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                if response.status == 200:
+                    return
+                problem = f"HTTP {response.status}"
+        except urllib.error.HTTPError as exc:
+            problem = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            problem = str(getattr(exc, "reason", exc))
+        raise MlflowUnavailable(
+            f"the MLflow server at {self.tracking_uri} does not answer ({problem}). Start the stack "
+            "(`make up`) or point MLFLOW_TRACKING_URI at a running server."
+        )
+
+    def version_of(self, alias: str) -> int | None:
+        """The version number holding `alias` right now (one REST call), or None."""
+        from jobs.churn.registry import version_by_alias
+
+        mv = version_by_alias(self.client(), self.model_name, alias)
+        return int(mv.version) if mv else None
+
+    def load(self, alias: str | None = "production", version: int | None = None) -> LoadedModel:
+        """Resolves and downloads the model; raises `jobs.churn.models.NoModel` when nothing answers."""
+        from jobs.churn.models import download, load_scorer, resolve
+
+        started = time.perf_counter()
+        ref = resolve(self.client(), self.model_name, alias, version)
+        with tempfile.TemporaryDirectory(prefix="churn-model-") as tmp:
+            model_dir = download(ref, Path(tmp) / "model", self.tracking_uri)
+            scorer = load_scorer(model_dir)  # reads the JSON into memory: the folder can go
+        seconds = time.perf_counter() - started
+        log.info("loaded %s v%s (%s) in %.1f s", ref.name, ref.version, scorer.kind, seconds)
+        return LoadedModel(ref, scorer, datetime.now(UTC), seconds)
+
+
+def quiet_mlflow_client() -> None:
+    """Few, short HTTP retries: an interactive app must not wait minutes for a dead server."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Look-ups for one customer
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerSnapshot:
+    customer_id: int
+    snapshot_date: Any
+    table_version: int
+    features: dict[str, Any]
+
+
+def customer_snapshot(
+    path: str | Path, customer_id: int, features: tuple[str, ...]
+) -> CustomerSnapshot | None:
+    """The customer's row in the latest snapshot that has them, from THE feature table (no Spark)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from jobs.churn.features import SNAPSHOT
+    from jobs.churn.snapshots import open_version
+
+    table = open_version(path)
+    columns = [ID, SNAPSHOT, *[c for c in features if c in table.schema().to_arrow().names]]
+    rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=ds.field(ID) == customer_id)
+    if rows.num_rows == 0:
+        return None
+    latest = rows.filter(pc.equal(rows[SNAPSHOT], pc.max(rows[SNAPSHOT]))).slice(0, 1).to_pylist()[0]
+    return CustomerSnapshot(
+        customer_id, latest[SNAPSHOT], table.version(), {c: latest.get(c) for c in features}
+    )
+
+
+def batch_scores_of(conn, customer_id: int, limit: int = 5) -> list[dict[str, Any]]:
+    """The customer's latest rows in prod.churn_scores (what the Spark batch job wrote), newest first."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT snapshot_date, probability, risk_band, model_version, model_alias, feature_version, scored_at "
+            "FROM prod.churn_scores WHERE customer_id = %s ORDER BY snapshot_date DESC, scored_at DESC LIMIT %s",
+            (customer_id, limit),
+        )
+        columns = [c.name for c in cur.description or []]
+        return [dict(zip(columns, row, strict=True)) for row in cur.fetchall()]
