@@ -166,6 +166,7 @@ def churn_demo(args, settings, pg, env) -> bool:
   MLflow: mlflow ui --backend-store-uri {settings.mlflow.resolved_tracking_uri()}  (experiment {settings.mlflow.experiment})
   Delta feature tables: {settings.churn.lake_dir}
   Airflow task logs: var/airflow-demo/logs/dag_id=churn_training_dag/
+  Score customers in the app: `make app`, then http://{settings.app.host}:{settings.app.port}
 """
     )
     return all(status == "loaded" for _, status, *_ in batches) and production is not None and bool(bands)

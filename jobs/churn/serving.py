@@ -357,8 +357,8 @@ class LoadedModel:
 def _display(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "(missing)"
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:.0f}"
+    if isinstance(value, float):  # 96.29, not 96.28999999999999; 10000000, not 1e+07
+        return f"{value:.0f}" if value.is_integer() else str(round(value, 4))
     return str(value)
 
 
