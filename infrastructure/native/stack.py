@@ -37,6 +37,7 @@ log = logging.getLogger("kpidelivery.stack")
 
 BUCKETS = ("airflow-logs", "ge-artifacts", "mlflow-artifacts")
 AIRFLOW_DB_SUFFIX, MLFLOW_DB_SUFFIX = "_airflow", "_mlflow"
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,16 @@ def isolated_env(root: Path) -> dict[str, str]:
     the stack writes or `destroy` wipes placed under `root`."""
     from jobs.common.postgres import free_port
 
-    ports = ("AIRFLOW", "MLFLOW", "S3", "SPARK_MASTER", "SPARK_UI", "SPARK_WORKER_UI", "SPARK_HISTORY")
+    ports = (
+        "AIRFLOW",
+        "MLFLOW",
+        "S3",
+        "SPARK_MASTER",
+        "SPARK_UI",
+        "SPARK_WORKER_UI",
+        "SPARK_HISTORY",
+        "JUPYTER",
+    )
     return {
         "STACK_DIR": str(root / "stack"),
         "SPARK_EVENT_LOG_DIR": str(root / "spark-events"),
@@ -194,6 +204,7 @@ def services(settings: Settings) -> list[Service]:
     names = database_names(settings)
     store = settings.object_store
     logs = st.dir / "logs"
+    token = st.jupyter_token.get_secret_value()
 
     def master_alive() -> bool:
         return (_spark_master(settings) or {}).get("status") == "ALIVE"
@@ -306,6 +317,28 @@ def services(settings: Settings) -> list[Service]:
             "streamlit",
             [py, "-m", "app", "--host", st.host, "--port", str(settings.app.port)],
             lambda: _answers(f"http://{st.host}:{settings.app.port}/_stcore/health"),
+        ),
+        Service(
+            "jupyterlab",
+            [
+                py,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                "--allow-root",
+                "--ServerApp.ip",
+                st.host,
+                "--ServerApp.port",
+                str(st.jupyter_port),
+                "--ServerApp.root_dir",
+                str(NOTEBOOKS_DIR),
+            ],
+            lambda: _answers(f"http://{st.host}:{st.jupyter_port}/api/status?token={token}"),
+            env={
+                "JUPYTER_TOKEN": token,
+                "JUPYTER_CONFIG_DIR": str(st.dir / "jupyter" / "config"),
+                "JUPYTER_RUNTIME_DIR": str(st.dir / "jupyter" / "runtime"),
+            },
         ),
     ]
 
@@ -557,6 +590,7 @@ def urls(settings: Settings) -> dict[str, str]:
         "Spark history": f"http://{st.host}:{st.spark_history_port}",
         "MLflow": st.mlflow_url,
         "Streamlit app": f"http://{st.host}:{settings.app.port}",
+        "JupyterLab": f"http://{st.host}:{st.jupyter_port}/lab?token={st.jupyter_token.get_secret_value()}",
         "S3 endpoint": f"{st.s3_url}  (buckets: {', '.join(BUCKETS)})",
     }
 

@@ -266,6 +266,8 @@ class StackSettings(_Section):
     worker_memory: str = "3g"
     celery_concurrency: int = Field(2, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    jupyter_port: int = Field(8888, ge=1, le=65535)
+    jupyter_token: SecretStr = SecretStr("kpidelivery-dev-token")  # development default
     airflow_user: str = "admin"
     airflow_password: SecretStr = SecretStr("admin")
     jwt_secret: SecretStr = SecretStr("kpidelivery-dev-only-jwt-secret")  # development default

@@ -189,7 +189,7 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     rows = [line.split() for line in ps.stdout.splitlines()[1:-1]]
     assert {r[0] for r in rows} == {
         "s3", "spark-master", "spark-worker", "spark-history", "mlflow", "airflow-api-server",
-        "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "streamlit",
+        "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "streamlit", "jupyterlab",
     }  # fmt: skip
     assert all(r[2] == "True" for r in rows), ps.stdout
     master = _get_json(_url(stack["env"], "SPARK_UI", "/json/"))
