@@ -69,7 +69,7 @@ def open_version(path: str | Path, version: int | None = None):
     from deltalake import DeltaTable
 
     if not DeltaTable.is_deltatable(str(path)):
-        raise SnapshotNotFound(f"no Delta table at {path} (run `python -m jobs.churn.features` first)")
+        raise SnapshotNotFound(f"no Delta table at {path} (run `python -m jobs.churn.build_features` first)")
     table = DeltaTable(str(path))
     latest = table.version()
     if version is not None:
