@@ -22,6 +22,10 @@ export PYTHONPATH := $(CURDIR)
 # processes on this machine). Override with STACK=native or STACK=compose.
 STACK   ?= $(shell docker info >/dev/null 2>&1 && echo compose || echo native)
 COMPOSE := docker compose -f infrastructure/docker-compose.yml --env-file .env
+# builds what changed, starts everything and waits for every health check (fails after 10 min, as native up
+# fails after its timeout); one-shot services count once they have completed
+COMPOSE_UP := $(COMPOSE) up -d --build --wait --wait-timeout 600
+COMPOSE_VAR_VOLUME := kpidelivery_var
 NATIVE  := $(PY) -m infrastructure.native.stack
 CONTROL := $(PY) -m infrastructure.control
 DATE    ?=
@@ -60,8 +64,8 @@ test-fast: setup ## unit tests only
 	@$(PY) -m pytest tests/unit
 
 lint: setup ## ruff (style + import order)
-	@$(PY) -m ruff check jobs tests bench airflow infrastructure app
-	@$(PY) -m ruff format --check jobs tests bench airflow infrastructure app
+	@$(PY) -m ruff check jobs tests bench airflow infrastructure app notebooks
+	@$(PY) -m ruff format --check jobs tests bench airflow infrastructure app notebooks
 
 constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@rm -rf var/constraints-venv && $(PYTHON_BOOT) -m venv var/constraints-venv
@@ -91,7 +95,7 @@ init: setup ## databases (business DDL, Airflow, MLflow), Airflow migration, dem
 
 up: setup ## start the stack and wait for every health check (prints URLs)
 	@echo "[stack: $(STACK)]"
-	@if [ "$(STACK)" = compose ]; then $(COMPOSE) up -d --build --wait; else $(NATIVE) up; fi
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE_UP) && $(COMPOSE) ps; else $(NATIVE) up; fi
 
 down: setup ## stop what `up` started (nothing else)
 	@echo "[stack: $(STACK)]"
@@ -99,14 +103,15 @@ down: setup ## stop what `up` started (nothing else)
 
 destroy: setup ## down + wipe this project's databases, buckets and local state
 	@echo "[stack: $(STACK)]"
-	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v; else $(NATIVE) destroy; fi
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v --remove-orphans; else $(NATIVE) destroy; fi
 
 reset: setup ## destroy, init, up: a clean stack
 	@echo "[stack: $(STACK)]"
-	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v && $(COMPOSE) up -d --build --wait; else $(NATIVE) reset; fi
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down -v --remove-orphans && $(COMPOSE_UP) && $(COMPOSE) ps; else $(NATIVE) reset; fi
 
 ps: setup ## processes, health and memory
-	@if [ "$(STACK)" = compose ]; then $(COMPOSE) ps; else $(NATIVE) ps; fi
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) ps -a && ids=$$($(COMPOSE) ps -q) && { [ -z "$$ids" ] || docker stats --no-stream \
+		--format 'table {{.Name}}\t{{.MemUsage}}' $$ids; }; else $(NATIVE) ps; fi
 
 logs: setup ## recent logs of every service (SERVICE=name for one)
 	@if [ "$(STACK)" = compose ]; then $(COMPOSE) logs --tail 200 $(SERVICE); else $(NATIVE) logs $(SERVICE); fi
@@ -135,5 +140,6 @@ bench-stack: setup ## native stack: start time, RSS per process, DAG trigger-to-
 embedded-stop: setup ## stop the embedded PostgreSQL that `make demo` may have started
 	@$(PY) -m jobs.common.postgres stop
 
-clean: ## remove local state (var/), keeps the venv
+clean: ## remove local state (var/; compose: its var volume too), keeps the venv
+	@if [ "$(STACK)" = compose ]; then $(COMPOSE) down --remove-orphans && docker volume rm -f $(COMPOSE_VAR_VOLUME); fi
 	@rm -rf var spark-warehouse metastore_db derby.log
