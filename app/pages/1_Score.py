@@ -102,34 +102,6 @@ with st.expander("Fill the form from the feature table (a customer of the latest
         except PostgresUnavailable as exc:
             st.caption(f"(batch scores not available: {exc})")
 
-result_area = st.container()  # filled after a submit: the answer shows above the long form
-
-with st.form("customer"):
-    st.caption(
-        f"{len(scorer.features)} inputs of {model.label}. Leave a value empty where the source has nothing "
-        "(the model imputes it); required ones say so."
-    )
-    columns = st.columns(3)
-    for i, column in enumerate(scorer.features):
-        with columns[i % 3]:
-            if column in scorer.categorical:
-                st.selectbox(
-                    column, [MISSING, *categories[column]], key=key(column), help=describe(column),
-                    accept_new_options=True,
-                )  # fmt: skip
-            elif domain_of(column).integer:
-                # value=None: the field can be emptied (a missing value); its content lives in session state
-                st.number_input(
-                    column, value=None, step=1, format="%d", key=key(column), help=describe(column)
-                )
-            else:
-                share = domain_of(column).high == 1
-                st.number_input(
-                    column, value=None, step=0.01 if share else 1.0, format="%.4f" if share else "%.2f",
-                    key=key(column), help=describe(column),
-                )  # fmt: skip
-    submitted = st.form_submit_button("Score", type="primary")
-
 
 def show_result(model: LoadedModel, record: dict) -> None:
     cuts = settings().churn.band_cuts
@@ -177,7 +149,38 @@ def show_result(model: LoadedModel, record: dict) -> None:
         st.dataframe(explanation, hide_index=True)
 
 
-if submitted:
+@st.fragment
+def scoring() -> None:
+    """The form and its answer: a submit reruns only this part of the page, not the whole page."""
+    result_area = st.container()  # the answer shows above the long form
+
+    with st.form("customer"):
+        st.caption(
+            f"{len(scorer.features)} inputs of {model.label}. Leave a value empty where the source has nothing "
+            "(the model imputes it); required ones say so."
+        )
+        columns = st.columns(3)
+        for i, column in enumerate(scorer.features):
+            with columns[i % 3]:
+                if column in scorer.categorical:
+                    st.selectbox(
+                        column, [MISSING, *categories[column]], key=key(column), help=describe(column),
+                        accept_new_options=True,
+                    )  # fmt: skip
+                elif domain_of(column).integer:
+                    # value=None: the field can be emptied (a missing value); its content lives in session state
+                    st.number_input(
+                        column, value=None, step=1, format="%d", key=key(column), help=describe(column)
+                    )
+                else:
+                    share = domain_of(column).high == 1
+                    st.number_input(
+                        column, value=None, step=0.01 if share else 1.0, format="%.4f" if share else "%.2f",
+                        key=key(column), help=describe(column),
+                    )  # fmt: skip
+        submitted = st.form_submit_button("Score", type="primary")
+    if not submitted:
+        return
     st.session_state["submits"] = st.session_state.get("submits", 0) + 1
     values = {c: st.session_state[key(c)] for c in scorer.features}
     values.update({c: None for c in scorer.categorical if values[c] == MISSING})
@@ -196,3 +199,6 @@ if submitted:
                     f"{column} = {record[column]!r} was never seen in training: scored as an unknown category"
                 )
             show_result(model, record)
+
+
+scoring()
