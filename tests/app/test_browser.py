@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 
 from tests.app.conftest import MODEL, ROOT
-from tests.browser import chromium, open_page
+from tests.browser import SHOTS, chromium, open_page, page_on_failure
 from tests.servers import ServerDidNotStart, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
-SHOTS = ROOT / "var" / "screenshots"
 PROBABILITY = re.compile(r"probability = ([0-9.]+) · .* · submit #(\d+)")
 
 
@@ -146,7 +145,8 @@ def test_the_other_pages_render_in_the_browser(served, app_url, browser):
         ("Data_quality", "Data quality", "Crypto events runs"),
     ):
         page = open_page(browser, f"{app_url}/{path}", title)
-        page.get_by_text(text).first.wait_for(timeout=60_000)
+        with page_on_failure(page, SHOTS / f"failed_{path or 'home'}.png"):
+            page.get_by_text(text).first.wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(SHOTS / f"app_{(path or 'home').lower()}.png"))
         page.close()
