@@ -45,7 +45,11 @@ with middle:
         else:
             last = runs.iloc[-1]
             st.metric(
-                f"Latest report ({last['date']})", last["severity"], f"share {last['recent_drift_share']:.2f}"
+                f"Latest report ({last['date']})",
+                last["severity"],
+                f"recent_drift_share {last['recent_drift_share']:.2f}",
+                delta_color="off",
+                delta_arrow="off",
             )
     except MlflowUnavailable as exc:
         st.error(f"MLflow is not reachable: {exc}")
@@ -62,6 +66,7 @@ with right:
                 last["status"],
                 f"{last['rows_rejected']} of {last['rows_read']} rows rejected",
                 delta_color="off",
+                delta_arrow="off",
             )
     except PostgresUnavailable as exc:
         st.error(str(exc))

@@ -5,7 +5,8 @@ its Spark steps through spark-submit on `local[2]`. Crypto events: `crypto_event
 dates (land the simulated upstream extract -> validate + quarantine + GX gate -> merge -> reconcile).
 Churn: the five source files are generated, then `churn_training_dag` ingests them (GX gate), builds the
 Delta feature snapshot, trains with HPO, registers in MLflow, promotes with aliases and batch-scores into
-`prod.churn_scores`. Prints what it did and where to look.
+`prod.churn_scores`; then `churn_drift_monitor_w` compares the snapshot with the production model's training
+data (Evidently) and publishes its report. Prints what it did and where to look.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ def churn_demo(args, settings, pg, env) -> bool:
     print("\n== churn: batch scores (prod.churn_scores)")
     for band, count, mean, version in bands:
         print(f"  {band:<7} {count:>6} customers  mean probability {mean}  (model v{version})")
+    drift = drift_demo(args, settings, env)
     print(
         f"""
 == where to look (churn)
@@ -169,7 +171,33 @@ def churn_demo(args, settings, pg, env) -> bool:
   Score customers in the app: `make app`, then http://{settings.app.host}:{settings.app.port}
 """
     )
-    return all(status == "loaded" for _, status, *_ in batches) and production is not None and bool(bands)
+    return (
+        all(status == "loaded" for _, status, *_ in batches)
+        and production is not None
+        and bool(bands)
+        and drift
+    )
+
+
+def drift_demo(args, settings, env) -> bool:
+    """The weekly drift monitor for the Monday of the last logical date: the current snapshot against the
+    production model's training data (the same data here, so no drift), so that the app has a report."""
+    import json
+
+    from jobs.common.objectstore import open_store
+
+    monday = args.end - timedelta(days=args.end.weekday())
+    if not run_dag("churn_drift_monitor_w", monday, env):
+        return False
+    store = settings.object_store
+    key = f"drift-reports/{monday.isoformat()}/summary.json"
+    summary = json.loads(open_store(store).get_bytes(store.mlflow_artifacts_bucket, key))
+    print("\n== churn: drift monitor (churn_drift_monitor_w)")
+    print(
+        f"  {summary['date']}: severity {summary['severity']}, recent_drift_share {summary['drift_share']:.3f}, "
+        f"retrain {summary['retrain']}; report {summary['report_uris'].get('html', '')}"
+    )
+    return True
 
 
 if __name__ == "__main__":

@@ -25,7 +25,11 @@ else:
     a, b, c, d = st.columns(4)
     a.metric("Last logical date", str(last["logical_date"]))
     b.metric(
-        "Status", last["status"], "gate passed" if last["gate_passed"] else "gate blocked", delta_color="off"
+        "Status",
+        last["status"],
+        "gate passed" if last["gate_passed"] else "gate blocked",
+        delta_color="off",
+        delta_arrow="off",
     )
     c.metric("Rows read", f"{last['rows_read'] or 0:,}")
     d.metric("Rejected", f"{last['rows_rejected'] or 0:,}")
