@@ -36,6 +36,20 @@ def environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def pyfunc_probability(tracking_uri: str, record: dict) -> float:
+    """The registered production model loaded the way any MLflow user would (pyfunc, JVM-free), not the
+    app's way: the reference the app's probability must equal."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
+    numeric = [c.name for c in model.metadata.get_input_schema().inputs if c.type.name == "double"]
+    frame = pd.DataFrame([record]).astype({c: "float64" for c in numeric})
+    return float(model.predict(frame)["probability"].iloc[0])
+
+
 def tiny_spec(root: Path, name: str, models: dict) -> Path:
     from jobs.churn.spec import SPECS_DIR
 

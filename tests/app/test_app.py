@@ -9,7 +9,15 @@ import time
 import pandas as pd
 import pytest
 
-from tests.app.conftest import CRYPTO_DAY, MODEL, ROOT, clear_app_caches, environment, tiny_spec
+from tests.app.conftest import (
+    CRYPTO_DAY,
+    MODEL,
+    ROOT,
+    clear_app_caches,
+    environment,
+    pyfunc_probability,
+    tiny_spec,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +40,6 @@ def texts(elements) -> str:
 
 def button(at, label: str):
     return next(b for b in at.button if b.label == label)
-
-
-def pyfunc_probability(tracking_uri: str, record: dict) -> float:
-    """The registered model loaded the way any MLflow user would (pyfunc, JVM-free), not the app's way."""
-    import mlflow.pyfunc
-
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
-    frame = pd.DataFrame([record])
-    numeric = [c.name for c in model.metadata.get_input_schema().inputs if c.type.name == "double"]
-    return float(model.predict(frame.astype({c: "float64" for c in numeric}))["probability"].iloc[0])
 
 
 def feature_rows(served, n: int) -> pd.DataFrame:

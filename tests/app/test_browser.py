@@ -12,7 +12,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.app.conftest import MODEL, ROOT
+from tests.app.conftest import MODEL, ROOT, pyfunc_probability
 from tests.browser import SHOTS, chromium, open_page, page_on_failure
 from tests.servers import ServerDidNotStart, start_server, stop_server
 
@@ -48,18 +48,6 @@ def browser():
         yield launched
 
 
-def expected_probability(served, record: dict) -> float:
-    import mlflow.pyfunc
-
-    uri = served["tracking_uri"]
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@production")
-    numeric = [c.name for c in model.metadata.get_input_schema().inputs if c.type.name == "double"]
-    frame = pd.DataFrame([record]).astype({c: "float64" for c in numeric})
-    return float(model.predict(frame)["probability"].iloc[0])
-
-
 def typical_customer(served) -> dict:
     """What the form shows first: the training medians and each category's most frequent value."""
     from jobs.churn.serving import ModelService
@@ -91,7 +79,9 @@ def test_score_a_customer_in_the_browser(served, app_url, browser):
     shown = PROBABILITY.search(caption.inner_text())
     assert shown and shown.group(2) == "1"
     # 6 decimals shown: the value the registered model gives for exactly these inputs
-    assert float(shown.group(1)) == pytest.approx(expected_probability(served, record), abs=5e-7)
+    assert float(shown.group(1)) == pytest.approx(
+        pyfunc_probability(served["tracking_uri"], record), abs=5e-7
+    )
     page.get_by_text("city = 'Atlantis' was never seen in training").wait_for(timeout=30_000)
     page.get_by_text("Why: the").first.wait_for(timeout=30_000)
     page.get_by_role("heading", name="Score a customer").scroll_into_view_if_needed()
