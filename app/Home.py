@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app.common import HOW_TO_TRAIN, current_model, model_service, query, settings, sidebar
+from app.common import HOW_TO_TRAIN, current_model, fact, model_service, query, settings, sidebar
 from jobs.churn.models import NoModel
 from jobs.churn.serving import MlflowUnavailable
 from jobs.common.postgres import PostgresUnavailable
@@ -44,12 +44,11 @@ with middle:
             st.info("No drift report yet: `make churn-drift` (stack) or `python -m jobs.churn.drift`.")
         else:
             last = runs.iloc[-1]
-            st.metric(
+            fact(
+                st,
                 f"Latest report ({last['date']})",
                 last["severity"],
                 f"recent_drift_share {last['recent_drift_share']:.2f}",
-                delta_color="off",
-                delta_arrow="off",
             )
     except MlflowUnavailable as exc:
         st.error(f"MLflow is not reachable: {exc}")
@@ -61,12 +60,11 @@ with right:
             st.info("No crypto events run yet: `make dag-run` (stack) or `make demo`.")
         else:
             last = runs.iloc[0]
-            st.metric(
+            fact(
+                st,
                 f"Last run ({last['logical_date']})",
                 last["status"],
                 f"{last['rows_rejected']} of {last['rows_read']} rows rejected",
-                delta_color="off",
-                delta_arrow="off",
             )
     except PostgresUnavailable as exc:
         st.error(str(exc))

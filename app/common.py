@@ -128,13 +128,22 @@ def model_page(title: str) -> LoadedModel:
     return model
 
 
+@st.cache_resource(ttl=60, show_spinner=False)
+def business_server():
+    """Which server holds the business database (configured or embedded): probed once a minute, not
+    before every query (a probe is a connection of its own). A failure is not cached."""
+    from jobs.common.postgres import find_server
+
+    return find_server(settings().postgres)
+
+
 def database():
-    """A short-lived read connection to the business database (the configured or embedded server)."""
+    """A short-lived read connection to the business database."""
     import psycopg
 
-    from jobs.common.postgres import connect, find_server
+    from jobs.common.postgres import connect
 
-    pg = find_server(settings().postgres)
+    pg = business_server()
     try:
         return connect(pg)
     except psycopg.OperationalError as exc:
@@ -155,6 +164,11 @@ def query(name: str, limit: int | None = None):
         raise PostgresUnavailable(
             f"database {db} has no project tables ({exc.diag.message_primary}): run `make init` or `make demo`"
         ) from exc
+
+
+def fact(column, label: str, value: str, note: str | None = None) -> None:
+    """A figure with a neutral note under it (no up/down arrow: the note is not a change)."""
+    column.metric(label, value, note, delta_color="off", delta_arrow="off")
 
 
 class Timer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import altair as alt
 import streamlit as st
 
-from app.common import guard, query, sidebar
+from app.common import fact, guard, query, sidebar
 
 st.set_page_config(page_title="Data quality", layout="wide")
 st.title("Data quality")
@@ -24,13 +24,7 @@ else:
     last = runs.iloc[0]
     a, b, c, d = st.columns(4)
     a.metric("Last logical date", str(last["logical_date"]))
-    b.metric(
-        "Status",
-        last["status"],
-        "gate passed" if last["gate_passed"] else "gate blocked",
-        delta_color="off",
-        delta_arrow="off",
-    )
+    fact(b, "Status", last["status"], "gate passed" if last["gate_passed"] else "gate blocked")
     c.metric("Rows read", f"{last['rows_read'] or 0:,}")
     d.metric("Rejected", f"{last['rows_rejected'] or 0:,}")
     unreconciled = runs[runs["reconciled"] == False]  # noqa: E712 (a pandas mask, NULL stays out)
