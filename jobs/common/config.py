@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,8 @@ class CryptoSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="CRYPTO_")
 
     window_days: int = Field(5, ge=1, le=60)
-    date_formats: CsvList = ["yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd"]
+    # day-first as upstream is Argentine: d/M/yyyy reads 1/2/2023 (1 February) and 01/02/2023 alike
+    date_formats: CsvList = ["d/M/yyyy", "yyyy-MM-dd", "yyyyMMdd"]
     known_sites: CsvList = ["MLA", "MLB", "MLC", "MCO", "MLM", "MLU", "MPE"]
     known_cryptos: CsvList = ["BTC", "ETH", "USDT", "USDC", "SOL", "ADA", "XRP", "DOGE"]
     price_tolerance: float = Field(3.0, gt=1.0)
@@ -147,13 +148,13 @@ class CryptoSettings(_Section):
     def _upper(cls, value: list[str]) -> list[str]:
         return [v.upper() for v in value]
 
-    @model_validator(mode="after")
-    def _formats_supported(self) -> CryptoSettings:
-        from jobs.common.dates import pattern_regex  # local: keeps import light
+    @field_validator("date_formats")
+    @classmethod
+    def _formats_supported(cls, value: list[str]) -> list[str]:
+        from jobs.common.dates import date_formats  # local: keeps import light
 
-        for fmt in self.date_formats:
-            pattern_regex(fmt)  # raises a clear ValueError for unsupported patterns
-        return self
+        date_formats(value)  # a clear ValueError for unsupported or contradicting patterns
+        return value
 
     def window(self, logical_date: date, window_days: int | None = None) -> tuple[date, date]:
         from datetime import timedelta
@@ -345,3 +346,13 @@ class Settings:
 
 def load_settings() -> Settings:
     return Settings()
+
+
+def describe_settings_error(err: ValidationError, section: type[BaseSettings]) -> str:
+    """One line per wrong setting, named as the user sets it (`CRYPTO_DATE_FORMATS: ...`), no traceback."""
+    prefix = section.model_config.get("env_prefix", "")
+    lines = []
+    for item in err.errors():
+        name = f"{prefix}{'_'.join(str(p) for p in item['loc'])}".upper() if item["loc"] else section.__name__
+        lines.append(f"{name}: {item['msg'].removeprefix('Value error, ')}")
+    return "; ".join(lines)

@@ -1,35 +1,158 @@
-"""Configured date formats (Spark datetime patterns) and the shapes they accept.
+"""Configured date formats (Spark datetime patterns): their shapes, how to write them, how Spark parses them.
 
-A value that has the shape of a configured format but is not a real calendar date (2026-02-30) is a
-different defect from a value that has no accepted shape at all ("yesterday"), so every format also
-yields a regular expression for its shape.
+Supported tokens: ``yyyy`` (four digits), ``MM``/``dd`` (two digits), ``M``/``d`` (one or two digits: ``d/M/yyyy``
+accepts ``1/2/2023`` and ``01/02/2023``), separated by ``-``, ``/``, ``.`` or a space, each of year, month
+and day exactly once. A value that has the shape of a configured format but is not a real calendar date
+(``31/2/2023``) is a different defect from a value with no accepted shape (``yesterday``), so every format
+yields an anchored regular expression for its shape, and the Spark parse says both.
+
+A list of formats is refused when two of them read one text as two different dates (``d/M/yyyy`` with
+``M/d/yyyy``): day-first or month-first is a decision, not a guess.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
-_TOKENS = {"yyyy": (r"\d{4}", "%Y"), "MM": (r"\d{2}", "%m"), "dd": (r"\d{2}", "%d")}
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+# token -> (shape regex, group name, zero padded when written)
+_TOKENS = {
+    "yyyy": (r"\d{4}", "y", True),
+    "MM": (r"\d{2}", "m", True),
+    "M": (r"\d{1,2}", "m", False),
+    "dd": (r"\d{2}", "d", True),
+    "d": (r"\d{1,2}", "d", False),
+}
 _LITERALS = set("-/. ")
-_TOKEN_RE = re.compile(r"yyyy|MM|dd|.", re.DOTALL)
+_TOKEN_RE = re.compile(r"yyyy|MM|M|dd|d|.", re.DOTALL)
+SUPPORTED = (
+    "yyyy, MM or M, dd or d once each, separated by - / . or a space (e.g. d/M/yyyy, yyyy-MM-dd, yyyyMMdd)"
+)
 
 
-def _tokens(fmt: str) -> list[str]:
-    tokens = _TOKEN_RE.findall(fmt)
-    seen = [t for t in tokens if t in _TOKENS]
+class UnsupportedDateFormat(ValueError):
+    """A configured pattern this module cannot read, or a list of patterns that contradict each other."""
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    pattern: str  # the Spark pattern, e.g. d/M/yyyy
+    tokens: tuple[str, ...]
+
+    @property
+    def regex(self) -> str:
+        """Anchored regex of the shape (no groups): what Spark's `rlike` checks."""
+        return "^" + "".join(_TOKENS[t][0] if t in _TOKENS else re.escape(t) for t in self.tokens) + "$"
+
+    @property
+    def _grouped(self) -> re.Pattern[str]:
+        parts = [
+            f"(?P<{_TOKENS[t][1]}>{_TOKENS[t][0]})" if t in _TOKENS else re.escape(t) for t in self.tokens
+        ]
+        return re.compile("^" + "".join(parts) + "$")
+
+    def fields(self, text: str) -> tuple[int, int, int] | None:
+        """(year, month, day) as written, when `text` has this shape (the date may still be impossible)."""
+        match = self._grouped.match(text)
+        return (int(match["y"]), int(match["m"]), int(match["d"])) if match else None
+
+    def render(self, day: date, padded: bool | None = None) -> str:
+        """`day` written in this format; `padded` overrides the padding of ``d``/``M`` (None: as the token says)."""
+        values = {"y": day.year, "m": day.month, "d": day.day}
+        out = []
+        for t in self.tokens:
+            if t not in _TOKENS:
+                out.append(t)
+                continue
+            _, group, pad = _TOKENS[t]
+            width = (
+                4 if group == "y" else (2 if (pad if padded is None or t in ("MM", "dd") else padded) else 1)
+            )
+            out.append(f"{values[group]:0{width}d}")
+        return "".join(out)
+
+
+def date_format(pattern: str) -> DateFormat:
+    tokens = tuple(_TOKEN_RE.findall(pattern))
+    groups = sorted(_TOKENS[t][1] for t in tokens if t in _TOKENS)
     unknown = [t for t in tokens if t not in _TOKENS and t not in _LITERALS]
-    if unknown or sorted(seen) != sorted(_TOKENS):
-        raise ValueError(
-            f"unsupported date format {fmt!r}: use yyyy, MM and dd once each, separated by - / . or space"
-        )
-    return tokens
+    if unknown or groups != ["d", "m", "y"]:
+        raise UnsupportedDateFormat(f"unsupported date format {pattern!r}: use {SUPPORTED}")
+    return DateFormat(pattern, tokens)
 
 
-def pattern_regex(fmt: str) -> str:
-    """Anchored regex for the shape of a Spark pattern such as ``dd/MM/yyyy``."""
-    return "^" + "".join(_TOKENS[t][0] if t in _TOKENS else re.escape(t) for t in _tokens(fmt)) + "$"
+def date_formats(patterns: Sequence[str]) -> tuple[DateFormat, ...]:
+    """Parses and cross-checks a configured list; raises UnsupportedDateFormat with a one-line reason."""
+    return _checked(tuple(patterns))
 
 
-def pattern_strftime(fmt: str) -> str:
-    """The equivalent ``strftime`` format, for writing (generator) and independent checks (tests)."""
-    return "".join(_TOKENS[t][1] if t in _TOKENS else t for t in _tokens(fmt))
+@lru_cache(maxsize=32)
+def _checked(patterns: tuple[str, ...]) -> tuple[DateFormat, ...]:
+    if not patterns:
+        raise UnsupportedDateFormat(f"no date format configured: use {SUPPORTED}")
+    formats = tuple(date_format(p) for p in patterns)
+    for i, a in enumerate(formats):
+        for b in formats[i + 1 :]:
+            clash = _contradiction(a, b)
+            if clash:
+                raise UnsupportedDateFormat(
+                    f"date formats {a.pattern!r} and {b.pattern!r} contradict each other: {clash!r} would be "
+                    f"{_as_date(a.fields(clash))} and {_as_date(b.fields(clash))}; keep one of them"
+                )
+    return formats
+
+
+def _as_date(fields: tuple[int, int, int] | None) -> str:
+    return f"{fields[0]:04d}-{fields[1]:02d}-{fields[2]:02d}" if fields else "?"
+
+
+def _contradiction(a: DateFormat, b: DateFormat) -> str | None:
+    """A text that both formats accept as two different REAL dates, if there is one. Probed over every day of
+    a few years written padded and unpadded by each format: enough for every swap of day, month and year
+    (years such as 2001 and 2010 also read as a day and a month)."""
+    for year in (1999, 2001, 2010, 2012, 2024):
+        day = date(year, 1, 1)
+        while day.year == year:
+            for fmt, other in ((a, b), (b, a)):
+                for padded in (True, False):
+                    text = fmt.render(day, padded)
+                    got = other.fields(text)
+                    if got and got != (day.year, day.month, day.day) and _real(got):
+                        return text
+            day += timedelta(days=1)
+    return None
+
+
+def _real(fields: tuple[int, int, int]) -> bool:
+    try:
+        date(*fields)
+    except ValueError:
+        return False
+    return True
+
+
+def pattern_regex(pattern: str) -> str:
+    """Anchored regex for the shape of a Spark pattern such as ``d/M/yyyy``."""
+    return date_format(pattern).regex
+
+
+def parse_date_column(text: Column, patterns: Sequence[str]) -> tuple[Column, Column]:
+    """(shape matches an accepted format, parsed date or NULL when not a real calendar date), for a column
+    that holds normalised text (trimmed, blank as NULL). The first format that parses decides: the formats
+    of a checked list never read one text as two different dates."""
+    from pyspark.sql import functions as F
+
+    formats = date_formats(patterns)
+    shapes = [text.rlike(f.regex) for f in formats]
+    shape_ok = F.coalesce(*[F.when(s, F.lit(True)) for s in shapes], F.lit(False))
+    parsed = F.coalesce(
+        *[F.when(s, F.try_to_date(text, f.pattern)) for s, f in zip(shapes, formats, strict=True)]
+    )
+    return shape_ok, parsed
