@@ -30,6 +30,8 @@ os.environ.update(
 
 CRYPTO_TABLES = (
     "raw.bt_crypto_transaction_history",
+    "raw.bt_crypto_landing",
+    "raw.crypto_upstream_simulator",
     "raw.crypto_reference_prices",
     "staging.bt_crypto_events_candidate",
     "prod.bt_crypto_events",

@@ -125,12 +125,20 @@ class ObjectStoreSettings(_Section):
 class CryptoSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="CRYPTO_")
 
+    # upstream's history table as the task defines it (six columns; inserted_at/updated_at used when present)
+    source_table: str = "raw.bt_crypto_transaction_history"
     window_days: int = Field(5, ge=1, le=60)
     # day-first as upstream is Argentine: d/M/yyyy reads 1/2/2023 (1 February) and 01/02/2023 alike
     date_formats: CsvList = ["d/M/yyyy", "yyyy-MM-dd", "yyyyMMdd"]
     known_sites: CsvList = ["MLA", "MLB", "MLC", "MCO", "MLM", "MLU", "MPE"]
     known_cryptos: CsvList = ["BTC", "ETH", "USDT", "USDC", "SOL", "ADA", "XRP", "DOGE"]
     price_tolerance: float = Field(3.0, gt=1.0)
+    # a purchase date before this, or more than max_future_days after the day the job runs, fits no window:
+    # such a row is quarantined once (by the first merged run that sees it), never silently ignored
+    earliest_date: date = date(2009, 1, 3)  # the first Bitcoin block
+    max_future_days: int = Field(30, ge=0, le=3660)
+    landing_retention_days: int = Field(35, ge=1)  # each run's landing snapshot is kept this long
+    simulate_upstream: bool = False  # the DAG lets the generator play upstream first (development only)
     gate_max_reject_share: float = Field(0.20, ge=0.0, le=1.0)
     gate_min_rows: int = Field(1, ge=0)
     gate_max_rule_share: float = Field(0.10, ge=0.0, le=1.0)
@@ -138,6 +146,7 @@ class CryptoSettings(_Section):
     gen_seed: int = 42
     gen_events_per_day: int = Field(2000, ge=1)
     gen_defect_share: float = Field(0.05, ge=0.0, le=0.9)
+    gen_history_days: int = Field(5, ge=0, le=3660)  # days before the first window a new upstream starts with
 
     _split = field_validator("date_formats", "known_sites", "known_cryptos", "gate_critical", mode="before")(
         _split_csv
@@ -162,6 +171,13 @@ class CryptoSettings(_Section):
         days = window_days or self.window_days
         return logical_date - timedelta(days=days - 1), logical_date
 
+    def date_bounds(self, logical_date: date, today: date) -> tuple[date, date]:
+        """The plausible history: no purchase is dated after the day the job runs (`today`, or the logical
+        date when later), give or take `max_future_days` of clock and time-zone skew."""
+        from datetime import timedelta
+
+        return self.earliest_date, max(logical_date, today) + timedelta(days=self.max_future_days)
+
 
 class ChurnSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="CHURN_")
@@ -172,6 +188,11 @@ class ChurnSettings(_Section):
     # payments older than this before the as-of date, or on/after as-of + horizon, are out of range
     history_months: int = Field(12, ge=6, le=120)
     horizon_months: int = Field(2, ge=1, le=12)
+    # accepted shapes of FECHA, last_login_mp_date_1 and RECENCY_ML (Spark patterns, jobs.common.dates)
+    date_formats: CsvList = ["yyyy-MM-dd", "d/M/yyyy", "yyyyMMdd"]
+    # TPV_SEGMENT_DETAIL is an open vocabulary: other values are valid, their share is a warning expectation
+    known_segments: CsvList = ["Instore", "Transport", "Utilities", "transfers", "top-ups", "Online"]
+    gate_max_unknown_segment_share: float = Field(0.05, ge=0.0, le=1.0)
     gate_max_reject_share: float = Field(0.05, ge=0.0, le=1.0)
     gate_min_rows: int = Field(1, ge=0)
     gate_max_rule_share: float = Field(0.02, ge=0.0, le=1.0)
@@ -181,8 +202,18 @@ class ChurnSettings(_Section):
     # risk bands: probability < first = low, < second = medium, else high
     risk_bands: CsvList = ["0.3", "0.6"]
 
-    _split = field_validator("gate_critical", "risk_bands", mode="before")(_split_csv)
+    _split = field_validator("date_formats", "known_segments", "gate_critical", "risk_bands", mode="before")(
+        _split_csv
+    )
     _absolute = field_validator("source_dir", "lake_dir")(_project_path)
+
+    @field_validator("date_formats")
+    @classmethod
+    def _formats_supported(cls, value: list[str]) -> list[str]:
+        from jobs.common.dates import date_formats  # local: keeps import light
+
+        date_formats(value)  # a clear ValueError for unsupported or contradicting patterns
+        return value
 
     @field_validator("risk_bands")
     @classmethod

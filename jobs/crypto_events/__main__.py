@@ -1,12 +1,14 @@
 """Crypto events, validate-before-load: one Spark job per logical date.
 
     python -m jobs.crypto_events --date 2026-11-20 [--window-days 5] [--master spark://host:7077]
+    python -m jobs.crypto_events --reproduce RUN_ID      # the same run again, from its landing snapshot
     spark-submit jobs/crypto_events/__main__.py --date 2026-11-20
 
-Reads the raw extract of the logical date, normalises and parses it, evaluates every rule in one pass,
-quarantines rejects with their reasons (dqm), stages the valid rows, lets the GX gate judge the batch,
-then merges into prod in one transaction and reconciles. Exit codes: 0 merged (or validated with
---stage validate), 3 blocked by the gate, 1 failed.
+Snapshots the window [D-4, D] of upstream's history table as it stands (plus the rows whose date no window
+can hold, once) into the run's landing table, normalises and parses it, evaluates every rule in one pass,
+quarantines rejects with their reasons (dqm), stages the valid rows, lets the GX gate judge the batch, then
+merges into prod in one transaction and reconciles. Exit codes: 0 merged (or validated with --stage
+validate), 3 blocked by the gate, 2 bad input or configuration (one line, no traceback), 1 failed.
 """
 
 from __future__ import annotations
@@ -24,23 +26,26 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` impo
 
 log = logging.getLogger("jobs.crypto_events")
 
-EXIT_BLOCKED = 3
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED = 1, 2, 3
+
+
+class BadInput(ValueError):
+    """Input the run cannot start on: said in one line, exit 2."""
 
 
 @dataclass(frozen=True)
 class Options:
-    logical_date: date
+    logical_date: date | None
     window_days: int | None
     master: str | None
     stage: str
     dag_run_id: str | None
+    reproduce: str | None = None  # run id whose landing snapshot to run again
 
 
 def parse_args(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--date", required=True, help="Airflow logical date of the run, YYYY-MM-DD (never today)"
-    )
+    parser.add_argument("--date", help="Airflow logical date of the run, YYYY-MM-DD (never today)")
     parser.add_argument("--window-days", type=int, help="window length in days (default CRYPTO_WINDOW_DAYS)")
     parser.add_argument(
         "--master", help="Spark master URL (default SPARK_MASTER_URL; ignored under spark-submit)"
@@ -54,16 +59,32 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--dag-run-id", default=os.environ.get("AIRFLOW_CTX_DAG_RUN_ID"), help="Airflow DAG run id"
     )
+    parser.add_argument(
+        "--reproduce",
+        metavar="RUN_ID",
+        help="run again what that run read (its landing snapshot, its window and date bounds), not upstream",
+    )
     args = parser.parse_args(argv)
-    try:
-        logical_date = date.fromisoformat(args.date)
-    except ValueError:
-        parser.error(f"--date must be YYYY-MM-DD, got {args.date!r}")
+    logical_date = None
+    if args.date is not None:
+        try:
+            logical_date = date.fromisoformat(args.date)
+        except ValueError:
+            parser.error(f"--date must be YYYY-MM-DD, got {args.date!r}")
+    if args.reproduce is not None:
+        try:
+            args.reproduce = str(uuid.UUID(args.reproduce))
+        except ValueError:
+            parser.error(f"--reproduce must be a run id (a UUID from dqm.dq_runs), got {args.reproduce!r}")
+        if args.window_days is not None:
+            parser.error("--reproduce takes the window of the run it reproduces: drop --window-days")
+    elif logical_date is None:
+        parser.error("the following arguments are required: --date (or --reproduce RUN_ID)")
     if args.window_days is not None and not 1 <= args.window_days <= 60:
         parser.error("--window-days must be between 1 and 60")
     if args.master and not args.master.startswith(("local", "spark://")):
         parser.error(f"--master must be local[...] or spark://host:port, got {args.master!r}")
-    return Options(logical_date, args.window_days, args.master, args.stage, args.dag_run_id)
+    return Options(logical_date, args.window_days, args.master, args.stage, args.dag_run_id, args.reproduce)
 
 
 @dataclass
@@ -74,6 +95,80 @@ class RunOutcome:
     message: str
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What a run reads: decided before any Spark work."""
+
+    logical_date: date
+    window: tuple[date, date]
+    bounds: tuple[date, date]
+    source: str
+    table: object | None  # source.SourceTable, None when reproducing
+
+
+def _plan(conn, opts: Options, crypto) -> _Plan:
+    from jobs.crypto_events import runs, source
+
+    if opts.reproduce:
+        try:
+            original = runs.fetch_run(conn, opts.reproduce)
+        except LookupError as err:
+            raise BadInput(str(err)) from err
+        if opts.logical_date and opts.logical_date != original["logical_date"]:
+            raise BadInput(f"run {opts.reproduce} is of {original['logical_date']}, not {opts.logical_date}")
+        if original["rows_read"] is None:
+            raise BadInput(f"run {opts.reproduce} ended {original['status']} before its snapshot was judged")
+        if source.landed_counts(conn, opts.reproduce).rows != original["rows_read"]:
+            raise BadInput(
+                f"the landing snapshot of run {opts.reproduce} is gone (pruned after "
+                f"CRYPTO_LANDING_RETENTION_DAYS={crypto.landing_retention_days})"
+            )
+        return _Plan(
+            original["logical_date"],
+            (original["window_start"], original["window_end"]),
+            (original["earliest_date"], original["latest_date"]),
+            f"{source.LANDING_TABLE} of run {opts.reproduce}",
+            None,
+        )
+    try:
+        table = source.describe_source(conn, crypto.source_table)
+    except source.SourceTableError as err:
+        raise BadInput(str(err)) from err
+    assert opts.logical_date is not None
+    return _Plan(
+        opts.logical_date,
+        crypto.window(opts.logical_date, opts.window_days),
+        crypto.date_bounds(opts.logical_date, date.today()),
+        table.name,
+        table,
+    )
+
+
+def land(conn, spark, run_id: str, plan: _Plan, date_formats) -> object:
+    """The run's landing snapshot, in one REPEATABLE READ transaction: the distinct date texts, their
+    placement (Spark, the rules' own parse: few rows, one per distinct text), the copy of the rows."""
+    from pyspark.sql import functions as F
+
+    from jobs.crypto_events import source, transform
+
+    with conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        texts = source.distinct_date_texts(conn, plan.table)
+        frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
+        placed = transform.place_dates(frame, date_formats, plan.window, plan.bounds)
+        wanted = placed.where(F.col("placement") != transform.ELSEWHERE).select("purchase_date", "placement")
+        by_placement: dict[str, list[str]] = {transform.WINDOW: [], transform.UNPLACED: []}
+        for row in wanted.collect():
+            by_placement[row["placement"]].append(row["purchase_date"])
+        log.info(
+            "%d distinct date texts in %s: %d in the window, %d fit no window",
+            len(texts), plan.source, len(by_placement[transform.WINDOW]), len(by_placement[transform.UNPLACED]),
+        )  # fmt: skip
+        return source.land_snapshot(
+            conn, run_id, plan.table, by_placement[transform.WINDOW], by_placement[transform.UNPLACED]
+        )
+
+
 def run(opts: Options, settings=None) -> RunOutcome:
     from jobs.common.config import load_settings
     from jobs.common.gate import GateConfig, run_gate
@@ -81,36 +176,41 @@ def run(opts: Options, settings=None) -> RunOutcome:
     from jobs.common.objectstore import open_store
     from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
-    from jobs.crypto_events import io, runs, transform
+    from jobs.crypto_events import io, runs, source, transform
     from jobs.crypto_events.merge import merge_run
     from jobs.crypto_events.rules import RuleContext, crypto_rules
 
     settings = settings or load_settings()
     crypto = settings.crypto
-    window_days = opts.window_days or crypto.window_days
-    window = crypto.window(opts.logical_date, window_days)
     progress = Progress(log)
     pg, _ = open_business_database(settings.postgres)
     run_id = str(uuid.uuid4())
 
     with connect(pg) as conn:
-        runs.start_run(conn, run_id, opts.dag_run_id, opts.logical_date, window)
-        log.info("run %s: logical date %s, window %s..%s", run_id, opts.logical_date, *window)
+        plan = _plan(conn, opts, crypto)
+        d, window = plan.logical_date, plan.window
+        runs.start_run(conn, run_id, opts.dag_run_id, d, window, plan.bounds, plan.source, opts.reproduce)
+        log.info("run %s: logical date %s, window %s..%s, reading %s", run_id, d, *window, plan.source)
         try:
             with progress.step("spark session") as facts:
-                spark = build_session(f"crypto_events {opts.logical_date}", settings.spark, opts.master)
+                spark = build_session(f"crypto_events {d}", settings.spark, opts.master)
                 facts["master"] = spark.sparkContext.master
+            with progress.step("land snapshot") as facts:
+                if opts.reproduce:
+                    landed = source.copy_landing(conn, run_id, opts.reproduce)
+                else:
+                    landed = land(conn, spark, run_id, plan, crypto.date_formats)
+                facts.update(window_rows=landed.window, unplaced_rows=landed.unplaced)
             ctx = RuleContext(
-                opts.logical_date,
-                window[0],
+                *window,
+                *plan.bounds,
                 tuple(crypto.known_sites),
                 tuple(crypto.known_cryptos),
                 crypto.price_tolerance,
             )
             rules = crypto_rules(ctx)
-            with progress.step("read + judge extract") as facts:
-                n_raw = io.count_extract(conn, opts.logical_date)
-                raw = io.read_extract(spark, pg, opts.logical_date, n_raw)
+            with progress.step("read + judge snapshot") as facts:
+                raw = io.read_landing(spark, pg, run_id, landed.rows)
                 refs = io.read_reference_prices(spark, pg, *window)
                 annotated = transform.annotate(raw, rules, crypto.date_formats, refs).cache()
                 counts = transform.summarise(annotated, rules)
@@ -118,9 +218,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
             if counts["rejects_by_rule"]:
                 log.info("rejects by rule: %s", counts["rejects_by_rule"])
             with progress.step("quarantine rejects") as facts:
-                io.replace_partition(
-                    conn, pg, transform.rejected_rows(annotated), io.REJECTS_TABLE, opts.logical_date, run_id
-                )
+                io.replace_run_rows(conn, pg, transform.rejected_rows(annotated), io.REJECTS_TABLE, d, run_id)
                 facts["rows"] = counts["rows_rejected"]
             with progress.step("GX gate") as facts:
                 gate_config = GateConfig(
@@ -137,19 +235,21 @@ def run(opts: Options, settings=None) -> RunOutcome:
                     suite_name="bt_crypto_events",
                     store=open_store(settings.object_store),
                     bucket=settings.object_store.ge_artifacts_bucket,
-                    prefix=f"crypto_events/{opts.logical_date.isoformat()}/{run_id}",
+                    prefix=f"crypto_events/{d.isoformat()}/{run_id}",
                 )
                 facts.update(passed=gate.passed, results=gate.results_uri)
             if not gate.passed:
                 runs.record_validation(conn, run_id, counts, gate, status="blocked")
+                source.prune_landing(conn, crypto.landing_retention_days)
                 log.error("run %s BLOCKED, prod untouched: %s", run_id, gate.message())
                 return RunOutcome(run_id, "blocked", counts, gate.message())
             with progress.step("stage candidates") as facts:
                 staged = io.replace_partition_by_copy(
-                    conn, transform.valid_rows(annotated), io.CANDIDATE_TABLE, opts.logical_date, run_id
+                    conn, transform.valid_rows(annotated), io.CANDIDATE_TABLE, d, run_id
                 )
                 facts["rows"] = staged
             runs.record_validation(conn, run_id, counts, gate, status="validated")
+            source.prune_landing(conn, crypto.landing_retention_days)
             if opts.stage == "validate":
                 return RunOutcome(run_id, "validated", counts, gate.message())
             with progress.step("merge (one transaction)") as facts:
@@ -167,15 +267,26 @@ def run(opts: Options, settings=None) -> RunOutcome:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from jobs.common.config import CryptoSettings, describe_settings_error, load_settings
     from jobs.common.logs import setup_logging
 
     opts = parse_args(argv)
     setup_logging()
+    settings = load_settings()
     try:
-        outcome = run(opts)
+        settings.crypto  # noqa: B018  (checked before any Spark work: a wrong setting is one line, exit 2)
+        outcome = run(opts, settings)
+    except ValidationError as err:
+        log.error("configuration error: %s", describe_settings_error(err, CryptoSettings))
+        return EXIT_BAD_INPUT
+    except BadInput as err:
+        log.error("bad input: %s", err)
+        return EXIT_BAD_INPUT
     except Exception as err:
         log.error("run failed: %s: %s", type(err).__name__, err)
-        return 1
+        return EXIT_FAILED
     print(
         f"run_id={outcome.run_id} status={outcome.status} "
         + " ".join(f"{k}={v}" for k, v in outcome.counts.items())

@@ -1,34 +1,39 @@
-"""The simulated upstream system: deterministic by seed and logical date.
+"""The simulated upstream system, ON the task's table: deterministic by seed and logical date.
 
-Model (documented in docs/crypto_events.md):
+Upstream is a history table that upstream itself keeps current (SPEC.md, workflow 1 "Source"); this module
+plays upstream on `raw.bt_crypto_transaction_history` (docs/crypto_events.md, "The simulated upstream"):
 - Each day d has `events_per_day` purchases with unique keys (site, user, day, crypto); prices follow a
-  per-crypto random walk (the reference price of the day) with +-1% noise; amounts are log-normal.
-- After day d, on every later day e of the window, each event may be edited (price moves ~1%),
-  deleted, or - once deleted - restored. The extract of logical date D is the upstream state on D of
-  the events of days [D - window + 1, D]. Everything is a pure function of (seed, D): regenerating an
-  extract gives the same rows, so backfills are reproducible.
-- A configurable share of the extract's rows is made defective, spread evenly over EVERY defect class
-  (one class per row), plus exact duplicates (collapsed) and conflicting duplicates (both rejected).
-  `Extract.expected` says exactly how many rows of each class were injected.
+  per-crypto random walk (the reference price of the day) with +-1% noise; amounts are log-normal. Each row
+  writes its date in one of the accepted shapes: unpadded day-first (1/2/2026 is 1 February) most often,
+  then padded (01/02/2026), ISO and compact.
+- On every later day e of the window (e <= d + window - 1) each event may be edited in place (price moves
+  ~1%), deleted, or - once deleted - restored. `advance(D)` applies days up to D in order: day e inserts its
+  new rows and UPDATEs/DELETEs/re-INSERTs the rows of the window's earlier days, so the table is always
+  upstream's CURRENT state, a pure function of (seed, first day, D). Applying a day twice changes nothing;
+  upstream never goes back in time (a backfill reads the current state).
+- A configurable share of each day's rows is defective, spread evenly over EVERY defect class (one class per
+  row), plus exact duplicates (collapsed) and conflicting duplicates (both rejected). Rows whose date no
+  window can hold (missing, unparseable, impossible, before any history, far in the future) are inserted on
+  their day like any row. Defective rows are never edited. `expected_run` says what a run must find.
 
-CLI: ``python -m jobs.crypto_events.generate --date 2026-11-20 [--days 3]`` lands the extracts of the
-given date (and the days before it) into raw.
+CLI: ``python -m jobs.crypto_events.generate --date 2026-11-20`` brings the simulated upstream to that date
+(a new upstream starts `CRYPTO_GEN_HISTORY_DAYS` before the first window).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import json
 import logging
 import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
 
 import numpy as np
 
-from jobs.common.dates import pattern_strftime
+from jobs.common.dates import date_formats as checked_formats
 from jobs.crypto_events import rules as R
 
 log = logging.getLogger(__name__)
@@ -56,68 +61,6 @@ CRYPTO_WEIGHTS = {
     "DOGE": 0.04,
 }
 
-EXACT_DUPLICATE = "EXACT_DUPLICATE"  # not a rule: an identical copy that the job collapses
-DEFECT_CLASSES = (
-    R.SITE_MISSING,
-    R.SITE_UNKNOWN,
-    R.USER_ID_INVALID,
-    R.USER_ID_NON_POSITIVE,
-    R.DATE_MISSING,
-    R.DATE_UNPARSEABLE,
-    R.DATE_IMPOSSIBLE,
-    R.DATE_AFTER_LOGICAL_DATE,
-    R.DATE_BEFORE_WINDOW,
-    R.CRYPTO_MISSING,
-    R.CRYPTO_UNKNOWN,
-    R.PRICE_INVALID,
-    R.PRICE_NON_POSITIVE,
-    R.PRICE_IMPLAUSIBLE,
-    R.UNITS_INVALID,
-    R.UNITS_NON_POSITIVE,
-    R.NUMERIC_OVERFLOW,
-    R.DUPLICATE_CONFLICT,
-    EXACT_DUPLICATE,
-)
-
-RawRow = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    seed: int = 42
-    events_per_day: int = 2000
-    defect_share: float = 0.05
-    window_days: int = 5
-    date_formats: tuple[str, ...] = ("yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd")
-    sites: tuple[str, ...] = ("MLA", "MLB", "MLC", "MCO", "MLM", "MLU", "MPE")
-    cryptos: tuple[str, ...] = tuple(CRYPTO_MARKET)
-    edit_share: float = 0.03  # per event and later day
-    delete_share: float = 0.01
-    restore_share: float = 0.25  # of the deleted events, per later day
-
-
-@dataclass
-class Extract:
-    logical_date: date
-    rows: list[RawRow]
-    reference_prices: list[tuple[date, str, float]]
-    defects: Counter = field(default_factory=Counter)  # rows per defect class
-
-    @property
-    def expected(self) -> dict[str, object]:
-        """What the job must find: rows per rule code, duplicates collapsed, valid rows."""
-        by_rule = {k: v for k, v in self.defects.items() if k != EXACT_DUPLICATE and v}
-        rejected = sum(by_rule.values())
-        collapsed = self.defects[EXACT_DUPLICATE]
-        return {
-            "rows_read": len(self.rows),
-            "rows_rejected": rejected,
-            "duplicates_collapsed": collapsed,
-            "rows_valid": len(self.rows) - rejected - collapsed,
-            "rejects_by_rule": by_rule,
-        }
-
-
 # --- market ---------------------------------------------------------------------------------------------
 
 
@@ -139,6 +82,69 @@ def reference_price(seed: int, day: date, cryptos: tuple[str, ...]) -> np.ndarra
     return np.round(base * np.exp(levels), 8)
 
 
+EXACT_DUPLICATE = "EXACT_DUPLICATE"  # not a rule: an identical copy that the job collapses
+DEFECT_CLASSES = (
+    R.SITE_MISSING,
+    R.SITE_UNKNOWN,
+    R.USER_ID_INVALID,
+    R.USER_ID_NON_POSITIVE,
+    R.DATE_MISSING,
+    R.DATE_UNPARSEABLE,
+    R.DATE_IMPOSSIBLE,
+    R.DATE_BEFORE_HISTORY,
+    R.DATE_FAR_FUTURE,
+    R.CRYPTO_MISSING,
+    R.CRYPTO_UNKNOWN,
+    R.PRICE_INVALID,
+    R.PRICE_NON_POSITIVE,
+    R.PRICE_IMPLAUSIBLE,
+    R.UNITS_INVALID,
+    R.UNITS_NON_POSITIVE,
+    R.NUMERIC_OVERFLOW,
+    R.DUPLICATE_CONFLICT,
+    EXACT_DUPLICATE,
+)
+UNPLACED = frozenset(R.UNPLACED_DATE_CODES)
+SOURCE_TABLE = "raw.bt_crypto_transaction_history"
+_COLUMNS = ("site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units")
+
+RawRow = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
+
+
+class SimulatorError(RuntimeError):
+    """The table cannot be played upstream on (typed columns, or started with another configuration)."""
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    seed: int = 42
+    events_per_day: int = 2000
+    defect_share: float = 0.05
+    window_days: int = 5
+    date_formats: tuple[str, ...] = ("d/M/yyyy", "yyyy-MM-dd", "yyyyMMdd")
+    sites: tuple[str, ...] = ("MLA", "MLB", "MLC", "MCO", "MLM", "MLU", "MPE")
+    cryptos: tuple[str, ...] = tuple(CRYPTO_MARKET)
+    edit_share: float = 0.03  # per event and later day
+    delete_share: float = 0.01
+    restore_share: float = 0.25  # of the deleted events, per later day
+    history_days: int = 5  # days before the first window a new upstream starts with
+
+    def renderings(self) -> list[tuple[object, bool]]:
+        """(format, padded) pairs upstream writes dates in: the first format unpadded most often."""
+        out: list[tuple[object, bool]] = []
+        for fmt in checked_formats(self.date_formats):
+            flexible = any(t in ("d", "M") for t in fmt.tokens)
+            out.extend([(fmt, False), (fmt, True)] if flexible else [(fmt, True)])
+        return out
+
+
+@dataclass(frozen=True)
+class SimRow:
+    day: date  # the upstream day the row belongs to (its date text may say otherwise: a defect)
+    values: RawRow
+    defect: str | None  # the defect class, EXACT_DUPLICATE for a collapsed copy, None for a clean row
+
+
 # --- events ---------------------------------------------------------------------------------------------
 
 
@@ -150,8 +156,9 @@ class _Day:
     crypto: np.ndarray
     price: np.ndarray
     units: np.ndarray
-    fmt: np.ndarray  # which configured date format upstream wrote the row's date in
+    text: list[str]  # the date as this event's row writes it
     alive: np.ndarray
+    frozen: np.ndarray  # defective rows (and the originals of duplicates) are never edited or deleted
 
 
 def _base_events(cfg: GeneratorConfig, day: date) -> _Day:
@@ -167,76 +174,128 @@ def _base_events(cfg: GeneratorConfig, day: date) -> _Day:
     price = np.round(ref * (1 + np.clip(rng.normal(0, 0.01, n), -0.05, 0.05)), 6)
     amount_usd = np.exp(rng.normal(4.5, 1.1, n))
     units = np.round(np.maximum(amount_usd / price, 1e-6), 8)
-    k = len(cfg.date_formats)
-    fmt_p = [0.8] + [0.2 / (k - 1)] * (k - 1) if k > 1 else [1.0]
-    fmt = rng.choice(k, size=n, p=fmt_p)
-    return _Day(day, site, user, crypto, price, units, fmt, np.ones(n, dtype=bool))
+    shapes = cfg.renderings()
+    k = len(shapes)
+    p = [0.5] + [0.5 / (k - 1)] * (k - 1) if k > 1 else [1.0]
+    texts = [fmt.render(day, padded) for fmt, padded in shapes]
+    text = [texts[j] for j in rng.choice(k, size=n, p=p)]
+    frozen = np.zeros(n, dtype=bool)
+    frozen[_defect_targets(cfg, day, n)] = True
+    return _Day(day, site, user, crypto, price, units, text, np.ones(n, dtype=bool), frozen)
 
 
+def _defect_targets(cfg: GeneratorConfig, day: date, n: int) -> np.ndarray:
+    rng = np.random.default_rng([cfg.seed, day.toordinal(), 2])
+    return rng.permutation(n)[: round(cfg.defect_share * n)]
+
+
+@lru_cache(maxsize=16)
 def _upstream_day(cfg: GeneratorConfig, day: date, as_of: date) -> _Day:
-    """The events of `day` as upstream has them on `as_of`: edits, deletions, restorations applied."""
-    events = _base_events(cfg, day)
+    """The events of `day` as upstream has them on `as_of`: edits, deletions, restorations applied (only
+    within the window: a day older than the window no longer changes). Cached: never mutate the result."""
+    if as_of <= day:
+        return _base_events(cfg, day)
+    last = min(as_of, day + timedelta(days=cfg.window_days - 1))
+    if last < as_of:
+        return _upstream_day(cfg, day, last)
+    before = _upstream_day(cfg, day, last - timedelta(days=1))
+    events = _Day(**{**before.__dict__, "price": before.price.copy(), "alive": before.alive.copy()})
     n = len(events.user)
-    for offset in range(1, (as_of - day).days + 1):
-        later = day + timedelta(days=offset)
-        rng = np.random.default_rng([cfg.seed, day.toordinal(), later.toordinal(), 1])
-        u, move = rng.random(n), rng.normal(0, 0.01, n)
-        edit = events.alive & (u < cfg.edit_share)
-        delete = events.alive & (u >= cfg.edit_share) & (u < cfg.edit_share + cfg.delete_share)
-        restore = ~events.alive & (u >= 1 - cfg.restore_share)
-        events.price = np.where(edit, np.round(events.price * (1 + move), 6), events.price)
-        events.alive = (events.alive & ~delete) | restore
+    rng = np.random.default_rng([cfg.seed, day.toordinal(), last.toordinal(), 1])
+    u, move = rng.random(n), rng.normal(0, 0.01, n)
+    free = ~events.frozen
+    edit = free & events.alive & (u < cfg.edit_share)
+    delete = free & events.alive & (u >= cfg.edit_share) & (u < cfg.edit_share + cfg.delete_share)
+    restore = free & ~events.alive & (u >= 1 - cfg.restore_share)
+    events.price = np.where(edit, np.round(events.price * (1 + move), 6), events.price)
+    events.alive = (events.alive & ~delete) | restore
     return events
 
 
-def build_extract(cfg: GeneratorConfig, logical_date: date) -> Extract:
-    """The upstream window [D - window + 1, D] as it stands on D, with the configured defects."""
-    days = [logical_date - timedelta(days=k) for k in range(cfg.window_days - 1, -1, -1)]
-    rng = np.random.default_rng([cfg.seed, logical_date.toordinal(), 2])
-    formats = [pattern_strftime(f) for f in cfg.date_formats]
-    rows: list[list[str | None]] = []
-    for day in days:
-        ev = _upstream_day(cfg, day, logical_date)
-        idx = np.flatnonzero(ev.alive)
-        date_text = [day.strftime(f) for f in formats]
-        for i, f in zip(idx, ev.fmt[idx], strict=True):
-            rows.append(
-                [
-                    cfg.sites[ev.site[i]],
-                    str(int(ev.user[i])),
-                    date_text[f],
-                    cfg.cryptos[ev.crypto[i]],
-                    f"{ev.price[i]:.6f}",
-                    f"{ev.units[i]:.8f}",
-                ]
-            )
-    refs = {day: reference_price(cfg.seed, day, cfg.cryptos) for day in days}
-    extract = Extract(
-        logical_date,
-        [],
-        [(day, c, float(p)) for day in days for c, p in zip(cfg.cryptos, refs[day], strict=True)],
+def _clean_row(cfg: GeneratorConfig, ev: _Day, i: int) -> RawRow:
+    return (
+        cfg.sites[ev.site[i]],
+        str(int(ev.user[i])),
+        ev.text[i],
+        cfg.cryptos[ev.crypto[i]],
+        f"{ev.price[i]:.6f}",
+        f"{ev.units[i]:.8f}",
     )
-    _inject_defects(cfg, logical_date, rows, rng, extract.defects)
-    extract.rows = [tuple(r) for r in rows]  # type: ignore[misc]
-    return extract
+
+
+def day_rows(cfg: GeneratorConfig, day: date, as_of: date) -> list[SimRow]:
+    """Every row of upstream day `day` as the table holds it on `as_of`."""
+    base = _base_events(cfg, day)
+    ev = _upstream_day(cfg, day, as_of)
+    defective, copies = _defects(cfg, base)
+    rows = []
+    for i in range(len(ev.user)):
+        if i in defective:
+            rows.append(SimRow(day, *defective[i]))
+        elif ev.alive[i]:
+            rows.append(SimRow(day, _clean_row(cfg, ev, i), None))
+    rows.extend(SimRow(day, values, defect) for values, defect in copies)
+    return rows
+
+
+def upstream_rows(cfg: GeneratorConfig, first_day: date, as_of: date) -> list[SimRow]:
+    """The whole simulated table on `as_of` (upstream started on `first_day`)."""
+    days = (as_of - first_day).days + 1
+    return [r for k in range(days) for r in day_rows(cfg, first_day + timedelta(days=k), as_of)]
+
+
+def first_day_for(cfg: GeneratorConfig, logical_date: date) -> date:
+    """Where a new upstream starts when it is first brought to `logical_date`."""
+    return logical_date - timedelta(days=cfg.window_days - 1 + cfg.history_days)
+
+
+def expected_run(
+    rows: list[SimRow], window: tuple[date, date], unplaced_days: tuple[date, date] | None
+) -> dict[str, object]:
+    """What a run of `window` must find in the table `rows`: its window rows, plus the rows whose date no
+    window holds of the upstream days in `unplaced_days` (those no merged run has quarantined yet)."""
+    defects: Counter = Counter()
+    read = unplaced = 0
+    for r in rows:
+        if r.defect in UNPLACED:
+            if unplaced_days is None or not unplaced_days[0] <= r.day <= unplaced_days[1]:
+                continue
+            unplaced += 1
+        elif not window[0] <= r.day <= window[1]:
+            continue
+        read += 1
+        if r.defect:
+            defects[r.defect] += 1
+    by_rule = {k: v for k, v in sorted(defects.items()) if k != EXACT_DUPLICATE}
+    rejected, collapsed = sum(by_rule.values()), defects[EXACT_DUPLICATE]
+    return {
+        "rows_read": read,
+        "rows_rejected": rejected,
+        "duplicates_collapsed": collapsed,
+        "rows_valid": read - rejected - collapsed,
+        "rows_unplaced": unplaced,
+        "rejects_by_rule": by_rule,
+    }
 
 
 # --- defects --------------------------------------------------------------------------------------------
 
 
-def _inject_defects(
-    cfg: GeneratorConfig, d: date, rows: list[list[str | None]], rng, counts: Counter
-) -> None:
-    n_defects = round(cfg.defect_share * len(rows))
-    if n_defects == 0:
-        return
-    targets = rng.permutation(len(rows))[:n_defects]
+def _defects(cfg: GeneratorConfig, base: _Day) -> tuple[dict[int, tuple[RawRow, str | None]], list]:
+    """The day's defective rows (replacing their event's row) and appended copies, one class per row,
+    spread evenly over every class (the rotation starts at the day, so small days still cover them all)."""
+    d = base.day
+    targets = _defect_targets(cfg, d, len(base.user))
+    rng = np.random.default_rng([cfg.seed, d.toordinal(), 3])
     pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
-    fmt0 = pattern_strftime(cfg.date_formats[0])
-    appended: list[list[str | None]] = []
+    shape = lambda day: (lambda fmt, padded: fmt.render(day, padded))(*pick(cfg.renderings()))  # noqa: E731
+    offset = d.toordinal() % len(DEFECT_CLASSES)
+    replaced: dict[int, tuple[RawRow, str | None]] = {}
+    copies: list[tuple[RawRow, str | None]] = []
     for j, target in enumerate(targets):
-        defect = DEFECT_CLASSES[j % len(DEFECT_CLASSES)]
-        row = rows[target]
+        i = int(target)
+        defect = DEFECT_CLASSES[(offset + j) % len(DEFECT_CLASSES)]
+        row = list(_clean_row(cfg, base, i))
         site, user, day_text, crypto, price, units = row
         if defect == R.SITE_MISSING:
             row[0] = pick([None, "", "   "])
@@ -253,16 +312,17 @@ def _inject_defects(
                 [
                     "yesterday",
                     d.strftime("%Y/%m/%d"),
-                    f"{d.year}-{d.month}-{d.day}x",
+                    f"{d.day}-{d.month}-{d.year}x",
                     "Robert'); DROP TABLE x;--",
                 ]
             )
         elif defect == R.DATE_IMPOSSIBLE:
-            row[2] = pick([f"{d.year}-02-30", f"{d.year}-13-01", f"{d.year}-04-31"])
-        elif defect == R.DATE_AFTER_LOGICAL_DATE:
-            row[2] = (d + timedelta(days=int(rng.integers(1, 30)))).strftime(fmt0)
-        elif defect == R.DATE_BEFORE_WINDOW:
-            row[2] = (d - timedelta(days=cfg.window_days + int(rng.integers(0, 30)))).strftime(fmt0)
+            fmt, padded = pick(cfg.renderings())  # the shape of an accepted format, not a calendar date
+            row[2] = fmt.render_fields(d.year, *pick([(2, 30), (2, 31), (4, 31), (13, 1), (0, 12)]), padded)
+        elif defect == R.DATE_BEFORE_HISTORY:
+            row[2] = shape(d.replace(year=d.year - 100, day=min(d.day, 28)))  # a typo of the century
+        elif defect == R.DATE_FAR_FUTURE:
+            row[2] = shape(d.replace(year=d.year + 1000, day=min(d.day, 28)))  # a typo of the millennium
         elif defect == R.CRYPTO_MISSING:
             row[3] = pick([None, "", " "])
         elif defect == R.CRYPTO_UNKNOWN:
@@ -286,49 +346,139 @@ def _inject_defects(
             else:
                 row[4] = "1e13"
         elif defect == R.DUPLICATE_CONFLICT:
-            appended.append([site, user, day_text, crypto, f"{float(price) * 1.01:.6f}", units])
-            counts[defect] += 1  # the original row is rejected too
+            copies.append(((site, user, day_text, crypto, f"{float(price) * 1.01:.6f}", units), defect))
         elif defect == EXACT_DUPLICATE:
-            appended.append(
-                [f" {site.lower()} ", user, day_text, f"{crypto.lower()}", f"{float(price):.8f}", units]
+            copies.append(
+                ((f" {site.lower()} ", user, day_text, crypto.lower(), f"{float(price):.8f}", units), defect)
             )
-        counts[defect] += 1
-    rows.extend(appended)
+            defect = None  # the original is a clean row; its copy collapses into it
+        replaced[i] = (tuple(row), defect)  # type: ignore[assignment]
+    return replaced, copies
 
 
-def _check_date_impossible_shapes(cfg: GeneratorConfig) -> None:
-    if pattern_strftime(cfg.date_formats[0]) != "%Y-%m-%d":
-        raise ValueError("the generator writes impossible dates in yyyy-MM-dd: keep it the first format")
+# --- upstream on the table ------------------------------------------------------------------------------
 
 
-# --- landing --------------------------------------------------------------------------------------------
+@dataclass
+class Advance:
+    first_day: date
+    applied: list[date] = field(default_factory=list)
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
 
 
-def row_hash(row: RawRow) -> str:
-    joined = "\x1f".join("\x00" if v is None else v for v in row)
-    return hashlib.sha256(joined.encode("utf-8", "surrogatepass")).hexdigest()
+def _fingerprint(cfg: GeneratorConfig) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
 
 
-def land_extract(conn, extract: Extract, source: str = "generator") -> int:
-    """Replaces the extract of its logical date in raw (one transaction) and upserts reference prices."""
-    d = extract.logical_date
-    batch_id = f"crypto_events:{d.isoformat()}:{source}"
+def _check_text_columns(conn) -> tuple[bool, bool]:
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'raw' AND table_name = 'bt_crypto_transaction_history'"
+        ).fetchall()
+    )
+    typed = {c: t for c, t in types.items() if c in _COLUMNS and t not in ("text", "character varying")}
+    if typed or len([c for c in _COLUMNS if c in types]) != len(_COLUMNS):
+        raise SimulatorError(
+            f"the simulator writes every value as text (defects included): {SOURCE_TABLE} needs the six text "
+            f"columns, it has {types}"
+        )
+    return "inserted_at" in types, "updated_at" in types
+
+
+def _insert(conn, rows: list[SimRow]) -> int:
+    with conn.cursor().copy(f"COPY {SOURCE_TABLE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(r.values)
+    return len(rows)
+
+
+def _apply_day(
+    conn, cfg: GeneratorConfig, e: date, first_day: date, stamp_updates: bool
+) -> tuple[int, int, int]:
+    """Day e happens upstream: its new rows, and in-place changes to the window's earlier days."""
+    inserted = _insert(conn, day_rows(cfg, e, e))
+    updates, deletes, restores = [], [], []
+    for k in range(1, cfg.window_days):
+        d = e - timedelta(days=k)
+        if d < first_day:
+            break
+        old, new = _upstream_day(cfg, d, e - timedelta(days=1)), _upstream_day(cfg, d, e)
+        for i in np.flatnonzero((old.alive != new.alive) | (old.price != new.price)):
+            key = _clean_row(cfg, old, int(i))[:4]
+            if old.alive[i] and not new.alive[i]:
+                deletes.append(key)
+            elif new.alive[i] and not old.alive[i]:
+                restores.append(SimRow(d, _clean_row(cfg, new, int(i)), None))
+            elif new.alive[i]:
+                updates.append((f"{new.price[i]:.6f}", *key))
+    where = "site_id = %s AND user_id = %s AND purchase_date = %s AND crypto_type = %s"
+    stamp = ", updated_at = now()" if stamp_updates else ""
+    with conn.cursor() as cur:
+        if updates:
+            cur.executemany(f"UPDATE {SOURCE_TABLE} SET purchase_price = %s{stamp} WHERE {where}", updates)
+        if deletes:
+            cur.executemany(f"DELETE FROM {SOURCE_TABLE} WHERE {where}", deletes)
+    inserted += _insert(conn, restores)
+    return inserted, len(updates), len(deletes)
+
+
+def _land_reference_prices(conn, cfg: GeneratorConfig, days: list[date]) -> None:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO raw.crypto_reference_prices (price_date, crypto_type, reference_price, source) "
+            "VALUES (%s, %s, %s, 'simulator') ON CONFLICT (price_date, crypto_type) "
+            "DO UPDATE SET reference_price = EXCLUDED.reference_price, source = EXCLUDED.source",
+            [
+                (day, c, float(p))
+                for day in days
+                for c, p in zip(cfg.cryptos, reference_price(cfg.seed, day, cfg.cryptos), strict=True)
+            ],
+        )
+
+
+def advance(conn, cfg: GeneratorConfig, logical_date: date) -> Advance:
+    """Brings the simulated upstream to `logical_date`, in one transaction; idempotent."""
     with conn.transaction():
-        conn.execute("DELETE FROM raw.bt_crypto_transaction_history WHERE extract_date = %s", (d,))
-        with conn.cursor().copy(
-            "COPY raw.bt_crypto_transaction_history (extract_date, source_row, site_id, user_id, purchase_date, "
-            "crypto_type, purchase_price, purchase_units, batch_id, source, row_hash) FROM STDIN"
-        ) as copy:
-            for i, row in enumerate(extract.rows, start=1):
-                copy.write_row((d, i, *row, batch_id, source, row_hash(row)))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO raw.crypto_reference_prices (price_date, crypto_type, reference_price, source) "
-                "VALUES (%s, %s, %s, %s) ON CONFLICT (price_date, crypto_type) "
-                "DO UPDATE SET reference_price = EXCLUDED.reference_price, source = EXCLUDED.source",
-                [(day, c, p, source) for day, c, p in extract.reference_prices],
+        conn.execute("SELECT pg_advisory_xact_lock(824311003)")  # one upstream at a time
+        _, stamp_updates = _check_text_columns(conn)
+        state = conn.execute(
+            "SELECT config, first_day, applied_through FROM raw.crypto_upstream_simulator WHERE name = %s",
+            (SOURCE_TABLE,),
+        ).fetchone()
+        if state is None:
+            first = first_day_for(cfg, logical_date)
+            result = Advance(
+                first, applied=[first + timedelta(days=k) for k in range((logical_date - first).days + 1)]
             )
-    return len(extract.rows)
+            result.inserted = _insert(conn, upstream_rows(cfg, first, logical_date))
+        else:
+            config, first, through = state
+            if config != _fingerprint(cfg):
+                raise SimulatorError(
+                    f"the simulated upstream in {SOURCE_TABLE} was started with another configuration "
+                    f"({config}); empty it first (make reset, or TRUNCATE it and raw.crypto_upstream_simulator)"
+                )
+            result = Advance(first)
+            e = through + timedelta(days=1)
+            while e <= logical_date:
+                inserted, updated, deleted = _apply_day(conn, cfg, e, first, stamp_updates)
+                result.inserted, result.updated, result.deleted = (
+                    result.inserted + inserted, result.updated + updated, result.deleted + deleted,
+                )  # fmt: skip
+                result.applied.append(e)
+                e += timedelta(days=1)
+        if result.applied:
+            _land_reference_prices(conn, cfg, result.applied)
+            conn.execute(
+                """INSERT INTO raw.crypto_upstream_simulator (name, config, first_day, applied_through)
+                   VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE
+                   SET applied_through = EXCLUDED.applied_through, updated_at = now()""",
+                (SOURCE_TABLE, json.dumps(_fingerprint(cfg)), result.first_day, logical_date),
+            )
+    return result
 
 
 def config_from_settings(crypto, **overrides) -> GeneratorConfig:
@@ -340,10 +490,9 @@ def config_from_settings(crypto, **overrides) -> GeneratorConfig:
         date_formats=tuple(crypto.date_formats),
         sites=tuple(crypto.known_sites),
         cryptos=tuple(c for c in crypto.known_cryptos if c in CRYPTO_MARKET),
+        history_days=crypto.gen_history_days,
     )
-    cfg = GeneratorConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
-    _check_date_impossible_shapes(cfg)
-    return cfg
+    return GeneratorConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -355,10 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
-        "--date", required=True, type=date.fromisoformat, help="logical date of the extract (YYYY-MM-DD)"
-    )
-    parser.add_argument(
-        "--days", type=int, default=1, help="also land the extracts of the N-1 days before --date"
+        "--date",
+        required=True,
+        type=date.fromisoformat,
+        help="logical date to bring upstream to (YYYY-MM-DD)",
     )
     parser.add_argument(
         "--events-per-day", type=int, help="events per upstream day (default CRYPTO_GEN_EVENTS_PER_DAY)"
@@ -368,10 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, help="generator seed (default CRYPTO_GEN_SEED)")
     args = parser.parse_args(argv)
-    if args.days < 1:
-        parser.error("--days must be >= 1")
     if args.defect_share is not None and not 0 <= args.defect_share <= 0.9:
         parser.error("--defect-share must be within [0, 0.9]")
+    if args.date < EPOCH + timedelta(days=60):
+        parser.error(
+            f"the simulated market starts on {EPOCH}: --date must be after {EPOCH + timedelta(days=60)}"
+        )
     setup_logging()
     settings = load_settings()
     cfg = config_from_settings(
@@ -379,16 +530,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     pg, _ = open_business_database(settings.postgres)
     with connect(pg) as conn:
-        for k in range(args.days - 1, -1, -1):
-            d = args.date - timedelta(days=k)
-            extract = build_extract(cfg, d)
-            n = land_extract(conn, extract)
-            log.info(
-                "landed extract %s: %d rows, %d defective",
-                d,
-                n,
-                sum(extract.expected["rejects_by_rule"].values()),
-            )
+        try:
+            result = advance(conn, cfg, args.date)
+        except SimulatorError as err:
+            log.error("%s", err)
+            return 2
+    if result.applied:
+        log.info(
+            "upstream brought to %s (days %s..%s applied): %d rows inserted, %d edited in place, %d deleted",
+            args.date, result.applied[0], result.applied[-1], result.inserted, result.updated, result.deleted,
+        )  # fmt: skip
+    else:
+        log.info(
+            "upstream is already at or after %s: nothing to apply (a backfill reads the current state)",
+            args.date,
+        )
     return 0
 
 

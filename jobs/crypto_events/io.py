@@ -1,8 +1,9 @@
-"""Reads and writes of the crypto events job: the raw extract in, candidates and rejects out."""
+"""Spark reads and writes of the crypto events job: the run's landing snapshot in, candidates and rejects out."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import date
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,20 +23,20 @@ def _jdbc(pg: PostgresSettings, **extra: str) -> dict[str, str]:
     return {**pg.jdbc_properties(), "fetchsize": "20000", "batchsize": "10000", **extra}
 
 
-def read_extract(spark: SparkSession, pg: PostgresSettings, logical_date: date, n_rows: int) -> DataFrame:
-    """The raw extract of `logical_date`, read in parallel slices of `source_row`."""
+def read_landing(spark: SparkSession, pg: PostgresSettings, run_id: str, n_rows: int) -> DataFrame:
+    """The run's landing snapshot, read in parallel ranges of `landing_row` (1..n_rows, an index range each)."""
     parts = max(1, min(16, -(-n_rows // ROWS_PER_READ_PARTITION)))
-    where = f"extract_date = DATE '{logical_date.isoformat()}'"
-    predicates = [f"{where} AND source_row % {parts} = {i}" for i in range(parts)]
-    columns = (
-        "source_row, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
-    )
+    step = -(-max(n_rows, 1) // parts)
+    bounds = [(i * step, (i + 1) * step) for i in range(parts)]
+    bounds[-1] = (bounds[-1][0], max(n_rows, bounds[-1][1]))
+    predicates = [f"landing_row > {lo} AND landing_row <= {hi}" for lo, hi in bounds]
+    columns = "landing_row, scope, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
     return spark.read.jdbc(
         pg.jdbc_url(),
-        f"(SELECT {columns}, extract_date FROM raw.bt_crypto_transaction_history) AS extract",
+        f"(SELECT {columns} FROM raw.bt_crypto_landing WHERE run_id = '{uuid.UUID(run_id)}') AS landing",
         predicates=predicates,
         properties=_jdbc(pg),
-    ).drop("extract_date")
+    )
 
 
 def read_reference_prices(spark: SparkSession, pg: PostgresSettings, start: date, end: date) -> DataFrame:
@@ -46,15 +47,15 @@ def read_reference_prices(spark: SparkSession, pg: PostgresSettings, start: date
     return spark.read.jdbc(pg.jdbc_url(), query, properties=_jdbc(pg))
 
 
-def replace_partition(
+def replace_run_rows(
     conn, pg: PostgresSettings, df: DataFrame, table: str, logical_date: date, run_id: str
 ) -> None:
-    """Deletes the logical date's rows of `table`, then appends `df` tagged with date and run id.
+    """Deletes the run's rows of `table`, then appends `df` tagged with date and run id.
 
-    Not one transaction (Spark writes from executors); a retry repeats both steps, so the table holds
-    exactly one copy of the latest run's rows per logical date, and the merge checks the count.
+    Not one transaction (Spark writes from executors); a retry repeats both steps, so the table holds exactly
+    one copy of the run's rows, and the reconciliation checks the count. No other run's rows are touched.
     """
-    conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
+    conn.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
     tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
     tagged.write.jdbc(pg.jdbc_url(), table, mode="append", properties=_jdbc(pg))
     conn.execute(f"ANALYZE {table}")  # fresh statistics for the merge's plans
@@ -74,10 +75,3 @@ def replace_partition_by_copy(conn, df: DataFrame, table: str, logical_date: dat
         copy_arrow(conn, table, arrow)
     conn.execute(f"ANALYZE {table}")
     return arrow.num_rows
-
-
-def count_extract(conn, logical_date: date) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM raw.bt_crypto_transaction_history WHERE extract_date = %s", (logical_date,)
-    ).fetchone()
-    return int(row[0])

@@ -28,8 +28,11 @@ USER_ID_NON_POSITIVE = "USER_ID_NON_POSITIVE"
 DATE_MISSING = "DATE_MISSING"
 DATE_UNPARSEABLE = "DATE_UNPARSEABLE"
 DATE_IMPOSSIBLE = "DATE_IMPOSSIBLE"
-DATE_AFTER_LOGICAL_DATE = "DATE_AFTER_LOGICAL_DATE"
-DATE_BEFORE_WINDOW = "DATE_BEFORE_WINDOW"
+DATE_BEFORE_HISTORY = "DATE_BEFORE_HISTORY"
+DATE_FAR_FUTURE = "DATE_FAR_FUTURE"
+DATE_NOT_IN_WINDOW = "DATE_NOT_IN_WINDOW"  # a guard: never fires when the snapshot was taken by these rules
+# the codes of a row whose date no window can hold: quarantined once, by the first merged run that sees it
+UNPLACED_DATE_CODES = (DATE_MISSING, DATE_UNPARSEABLE, DATE_IMPOSSIBLE, DATE_BEFORE_HISTORY, DATE_FAR_FUTURE)
 CRYPTO_MISSING = "CRYPTO_MISSING"
 CRYPTO_UNKNOWN = "CRYPTO_UNKNOWN"
 PRICE_INVALID = "PRICE_INVALID"
@@ -43,8 +46,10 @@ DUPLICATE_CONFLICT = "DUPLICATE_CONFLICT"
 
 @dataclass(frozen=True)
 class RuleContext:
-    logical_date: date
     window_start: date
+    window_end: date
+    earliest_date: date  # the plausible history: a purchase date outside [earliest, latest] fits no window
+    latest_date: date
     known_sites: tuple[str, ...]
     known_cryptos: tuple[str, ...]
     price_tolerance: float
@@ -92,14 +97,23 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
             lambda: c("date_shape_ok") & c("p_purchase_date").isNull(),
         ),
         Rule(
-            DATE_AFTER_LOGICAL_DATE,
-            f"purchase_date is after the logical date {ctx.logical_date}",
-            lambda: c("p_purchase_date") > F.lit(ctx.logical_date),
+            DATE_BEFORE_HISTORY,
+            f"purchase_date is before {ctx.earliest_date}, the start of any plausible history: no window holds it",
+            lambda: c("p_purchase_date") < F.lit(ctx.earliest_date),
         ),
         Rule(
-            DATE_BEFORE_WINDOW,
-            f"purchase_date is before the window start {ctx.window_start}",
-            lambda: c("p_purchase_date") < F.lit(ctx.window_start),
+            DATE_FAR_FUTURE,
+            f"purchase_date is after {ctx.latest_date}, too far in the future for any window to hold it",
+            lambda: c("p_purchase_date") > F.lit(ctx.latest_date),
+        ),
+        Rule(
+            DATE_NOT_IN_WINDOW,
+            f"purchase_date is a plausible date outside the run's window {ctx.window_start}..{ctx.window_end} "
+            "(the snapshot was taken under other date formats)",
+            lambda: (
+                c("p_purchase_date").between(F.lit(ctx.earliest_date), F.lit(ctx.latest_date))
+                & ~c("p_purchase_date").between(F.lit(ctx.window_start), F.lit(ctx.window_end))
+            ),
         ),
         Rule(CRYPTO_MISSING, "crypto_type is missing", lambda: c("n_crypto_type").isNull()),
         Rule(

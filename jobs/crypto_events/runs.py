@@ -13,12 +13,20 @@ class ReconciliationError(RuntimeError):
 
 
 def start_run(
-    conn, run_id: str, dag_run_id: str | None, logical_date: date, window: tuple[date, date]
+    conn,
+    run_id: str,
+    dag_run_id: str | None,
+    logical_date: date,
+    window: tuple[date, date],
+    bounds: tuple[date, date],
+    source: str,
+    reproduces: str | None = None,
 ) -> None:
     conn.execute(
-        "INSERT INTO dqm.dq_runs (run_id, pipeline, dag_run_id, logical_date, window_start, window_end, status) "
-        "VALUES (%s, %s, %s, %s, %s, %s, 'running')",
-        (run_id, PIPELINE, dag_run_id, logical_date, *window),
+        "INSERT INTO dqm.dq_runs (run_id, pipeline, dag_run_id, logical_date, window_start, window_end, "
+        "earliest_date, latest_date, source, reproduces_run_id, status) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running')",
+        (run_id, PIPELINE, dag_run_id, logical_date, *window, *bounds, source, reproduces),
     )
 
 
@@ -26,6 +34,7 @@ def record_validation(conn, run_id: str, counts: dict, gate, status: str) -> Non
     conn.execute(
         """UPDATE dqm.dq_runs SET status = %(status)s, rows_read = %(rows_read)s, rows_valid = %(rows_valid)s,
                rows_rejected = %(rows_rejected)s, duplicates_collapsed = %(duplicates_collapsed)s,
+               rows_unplaced = %(rows_unplaced)s,
                rejects_by_rule = %(by_rule)s, gate_passed = %(passed)s, gate_summary = %(summary)s,
                gx_results_uri = %(results)s, gx_docs_uri = %(docs)s, message = %(message)s,
                finished_at = CASE WHEN %(status)s = 'blocked' THEN now() END
@@ -83,11 +92,15 @@ def reconcile(conn, run_id: str) -> dict:
     ).fetchone()
     if rejects != run["rows_rejected"]:
         problems.append(f"quarantine holds {rejects} rows, run record says {run['rows_rejected']}")
-    (raw_rows,) = conn.execute(
-        "SELECT count(*) FROM raw.bt_crypto_transaction_history WHERE extract_date = %s", (d,)
+    landed, unplaced = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE scope = 'unplaced') FROM raw.bt_crypto_landing WHERE run_id = %s",
+        (run_id,),
     ).fetchone()
-    if raw_rows != run["rows_read"]:
-        problems.append(f"raw extract holds {raw_rows} rows, run read {run['rows_read']}")
+    if landed != run["rows_read"] or unplaced != run["rows_unplaced"]:
+        problems.append(
+            f"landing holds {landed} rows ({unplaced} unplaced), run read {run['rows_read']} "
+            f"({run['rows_unplaced']} unplaced)"
+        )
     if run["status"] == "merged":
         (active,) = conn.execute(
             """SELECT count(*) FROM prod.bt_crypto_events p

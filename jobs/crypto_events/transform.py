@@ -1,19 +1,22 @@
-"""Pure Spark transformations of the crypto events workflow: normalise, parse, judge, split.
+"""Pure Spark transformations of the crypto events workflow: place dates, normalise, parse, judge, split.
 
-`annotate` turns the raw extract (one row per source row, every value text) into one row per source
-row with the typed target columns, the array of rule codes it breaks, its reason and whether it is a
-collapsed exact duplicate. Every source row stays accounted for: valid + rejected + collapsed = read.
+`place_dates` decides, from the distinct date texts of the source, which texts belong to the run's window
+and which fit no window at all; `annotate` turns the run's landing snapshot (one row per landed row, every
+value text) into one row per landed row with the typed target columns, the array of rule codes it breaks,
+its reason and whether it is a collapsed exact duplicate. Every landed row stays accounted for:
+valid + rejected + collapsed = read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DecimalType
 
-from jobs.common.dates import pattern_regex
+from jobs.common.dates import parse_date_column
 from jobs.common.rules import Rule, codes_column, reasons_column, rule_flags
 from jobs.crypto_events.rules import (
     INT_PATTERN,
@@ -29,22 +32,45 @@ TARGET_COLUMNS = (*KEY_COLUMNS, "purchase_price", "purchase_units", "purchase_va
 _PARSE_SCALE = DecimalType(38, 18)
 
 
-def _blank_to_null(col: Column) -> Column:
+WINDOW, UNPLACED, ELSEWHERE = "window", "unplaced", "elsewhere"
+
+
+def normalised_text(col: Column) -> Column:
+    """The one normalisation of a raw value: trimmed, blank as NULL."""
     trimmed = F.trim(col)
     return F.when(trimmed == "", None).otherwise(trimmed)
 
 
 def normalise(raw: DataFrame) -> DataFrame:
-    """Trimmed copies of the raw values (`n_*`), codes upper-cased, blanks as NULL; raw values kept."""
+    """Normalised copies of the raw values (`n_*`), codes upper-cased; raw values kept."""
     return raw.withColumns(
         {
-            "n_site_id": F.upper(_blank_to_null(F.col("site_id"))),
-            "n_user_id": _blank_to_null(F.col("user_id")),
-            "n_purchase_date": _blank_to_null(F.col("purchase_date")),
-            "n_crypto_type": F.upper(_blank_to_null(F.col("crypto_type"))),
-            "n_purchase_price": _blank_to_null(F.col("purchase_price")),
-            "n_purchase_units": _blank_to_null(F.col("purchase_units")),
+            "n_site_id": F.upper(normalised_text(F.col("site_id"))),
+            "n_user_id": normalised_text(F.col("user_id")),
+            "n_purchase_date": normalised_text(F.col("purchase_date")),
+            "n_crypto_type": F.upper(normalised_text(F.col("crypto_type"))),
+            "n_purchase_price": normalised_text(F.col("purchase_price")),
+            "n_purchase_units": normalised_text(F.col("purchase_units")),
         }
+    )
+
+
+def place_dates(
+    texts: DataFrame, date_formats: Sequence[str], window: tuple[date, date], bounds: tuple[date, date]
+) -> DataFrame:
+    """Distinct raw date texts (`purchase_date`) -> the date each means (`day`, NULL when none) and its
+    `placement`: in the run's `window`; `unplaced` when no window can hold it (no date, or a date outside
+    `bounds`, the plausible history); `elsewhere` when it belongs to another day's window.
+
+    The same normalisation and parse as `annotate`, so the rows fetched for a window are exactly the rows
+    whose date the rules read as a day of that window."""
+    _, day = parse_date_column(normalised_text(F.col("purchase_date")), date_formats)
+    placed = texts.select("purchase_date", day.alias("day"))
+    in_window = F.col("day").between(F.lit(window[0]), F.lit(window[1]))
+    plausible = F.col("day").between(F.lit(bounds[0]), F.lit(bounds[1]))
+    return placed.withColumn(
+        "placement",
+        F.when(in_window, F.lit(WINDOW)).when(plausible, F.lit(ELSEWHERE)).otherwise(F.lit(UNPLACED)),
     )
 
 
@@ -54,22 +80,12 @@ def _decimal(text: Column, is_number: Column, precision: int, scale: int) -> Col
     return F.round(parsed, scale).try_cast(DecimalType(precision, scale))
 
 
-def parse_dates(text: Column, date_formats: Sequence[str]) -> tuple[Column, Column]:
-    """(shape matches an accepted format, parsed date or NULL when not a real calendar date)."""
-    shapes = [text.rlike(pattern_regex(fmt)) for fmt in date_formats]
-    shape_ok = F.coalesce(*[F.when(s, F.lit(True)) for s in shapes], F.lit(False))
-    parsed = F.coalesce(
-        *[F.when(s, F.try_to_date(text, fmt)) for s, fmt in zip(shapes, date_formats, strict=True)]
-    )
-    return shape_ok, parsed
-
-
 def parse_rows(normalised: DataFrame, date_formats: Sequence[str], reference_prices: DataFrame) -> DataFrame:
     """Typed target columns (`t_*`, NULL when the value is invalid or overflows) and the reference price.
 
     Each text is matched against its pattern once (`*_is_int`, `*_is_number`, `date_shape_ok`); the rules
     read those flags instead of evaluating the regular expressions again."""
-    shape_ok, parsed_date = parse_dates(F.col("n_purchase_date"), date_formats)
+    shape_ok, parsed_date = parse_date_column(F.col("n_purchase_date"), date_formats)
     matched = normalised.withColumns(
         {
             "user_is_int": F.coalesce(F.col("n_user_id").rlike(INT_PATTERN), F.lit(False)),
@@ -107,7 +123,7 @@ def parse_rows(normalised: DataFrame, date_formats: Sequence[str], reference_pri
 
 def flag_duplicates(df: DataFrame, row_codes: str = "row_codes") -> DataFrame:
     """Among rows that break no row rule: keys with differing values conflict (`dup_conflict`); exact
-    copies beyond the first (lowest `source_row`) are `is_duplicate_copy` and get collapsed."""
+    copies beyond the first (lowest `landing_row`) are `is_duplicate_copy` and get collapsed."""
     clean = F.size(row_codes) == 0
     key = [F.col("n_site_id"), F.col("t_user_id"), F.col("p_purchase_date"), F.col("n_crypto_type")]
     values = F.concat_ws(
@@ -115,7 +131,7 @@ def flag_duplicates(df: DataFrame, row_codes: str = "row_codes") -> DataFrame:
     )
     by_key = Window.partitionBy(clean, *key)
     distinct_values = F.size(F.collect_set(values).over(by_key))
-    first = F.row_number().over(by_key.orderBy("source_row")) == 1
+    first = F.row_number().over(by_key.orderBy("landing_row")) == 1
     return df.withColumns(
         {
             "dup_conflict": clean & (distinct_values > 1),
@@ -130,7 +146,7 @@ def annotate(
     date_formats: Sequence[str],
     reference_prices: DataFrame,
 ) -> DataFrame:
-    """One pass over the extract: every row with its typed values, rule codes, reason and flags."""
+    """One pass over the landed rows: every row with its typed values, rule codes, reason and flags."""
     row_rules = [r for r in rules if r.scope == "row"]
     key_rules = [r for r in rules if r.scope == "key"]
     parsed = parse_rows(normalise(raw), date_formats, reference_prices)
@@ -161,7 +177,7 @@ def valid_rows(annotated: DataFrame) -> DataFrame:
         F.col("t_purchase_price").alias("purchase_price"),
         F.col("t_purchase_units").alias("purchase_units"),
         F.col("t_purchase_value").alias("purchase_value"),
-        "source_row",
+        "landing_row",
         "row_hash",
     )
 
@@ -169,7 +185,8 @@ def valid_rows(annotated: DataFrame) -> DataFrame:
 def rejected_rows(annotated: DataFrame) -> DataFrame:
     """Quarantine rows: codes, reason, the raw values as text and the key where it parses."""
     return annotated.where(F.col("is_rejected")).select(
-        "source_row",
+        "landing_row",
+        "scope",
         "rule_codes",
         "reason",
         *[F.col(name).alias(f"raw_{name}") for name in RAW_COLUMNS],
@@ -189,10 +206,12 @@ def summarise(annotated: DataFrame, rules: Sequence[Rule]) -> dict[str, object]:
         as_int(~F.col("is_rejected") & ~F.col("is_duplicate_copy")).alias("rows_valid"),
         as_int(F.col("is_rejected")).alias("rows_rejected"),
         as_int(F.col("is_duplicate_copy")).alias("duplicates_collapsed"),
+        as_int(F.col("scope") == UNPLACED).alias("rows_unplaced"),
         *[as_int(F.col(rule.flag_column)).alias(rule.code) for rule in rules],
     ).first()
     counts = {
-        k: int(row[k] or 0) for k in ("rows_read", "rows_valid", "rows_rejected", "duplicates_collapsed")
+        k: int(row[k] or 0)
+        for k in ("rows_read", "rows_valid", "rows_rejected", "duplicates_collapsed", "rows_unplaced")
     }
     by_rule = {rule.code: int(row[rule.code] or 0) for rule in rules}
     return {**counts, "rejects_by_rule": {code: n for code, n in by_rule.items() if n}}

@@ -1,22 +1,72 @@
 -- Workflow 1: crypto events, validate-before-load. Idempotent.
 
--- Upstream extracts as received: every column text so that no input is lost at landing.
--- One extract per logical date holds the upstream window [D - window + 1, D] as upstream had it on D;
--- re-landing a date replaces its extract.
+-- Upgrade of the first release, which landed per-date extracts (extract_date, source_row, ...) under the name of
+-- the upstream table: they are kept, renamed, and the upstream table takes its own name back.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'raw'
+               AND table_name = 'bt_crypto_transaction_history' AND column_name = 'extract_date') THEN
+        ALTER TABLE raw.bt_crypto_transaction_history RENAME TO bt_crypto_extracts_v1;
+        ALTER INDEX raw.bt_crypto_transaction_history_pkey RENAME TO bt_crypto_extracts_v1_pkey;
+    END IF;
+END $$;
+
+-- THE source: upstream's history table as the task defines it, in its CURRENT state (upstream adds rows every day
+-- and edits and deletes rows of recent days in place). Created here only when missing: the job reads any table
+-- with the six columns of the task, typed or text (the original project's DDL has user_id BIGINT and NUMERIC
+-- price and units), and uses inserted_at/updated_at only when they exist.
 CREATE TABLE IF NOT EXISTS raw.bt_crypto_transaction_history (
-    extract_date    DATE        NOT NULL,  -- logical date of the extract that delivered the row
-    source_row      INTEGER     NOT NULL,  -- position of the row within its extract
     site_id         TEXT,
     user_id         TEXT,
-    purchase_date   TEXT,
+    purchase_date   TEXT,  -- as upstream writes it: 1/2/2023 (day-first, unpadded), 2023-02-01, 20230201, ...
     crypto_type     TEXT,
     purchase_price  TEXT,
     purchase_units  TEXT,
-    batch_id        TEXT        NOT NULL,
-    source          TEXT        NOT NULL,
-    ingested_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
-    row_hash        TEXT        NOT NULL,  -- sha256 of the six raw values
-    PRIMARY KEY (extract_date, source_row)
+    inserted_at     TIMESTAMPTZ DEFAULT now(),
+    updated_at      TIMESTAMPTZ DEFAULT now()
+);
+-- How a run finds its window without parsing the whole history (docs/crypto_events.md): the distinct date texts
+-- are walked on this index (a loose index scan: one probe per distinct text), parsed by the job, and the rows of
+-- the texts that fall in the window are fetched through it. A plain index on upstream's own column: no change
+-- of data, no function of ours in it.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'raw'
+               AND table_name = 'bt_crypto_transaction_history' AND column_name = 'purchase_date') THEN
+        CREATE INDEX IF NOT EXISTS bt_crypto_transaction_history_purchase_date_idx
+            ON raw.bt_crypto_transaction_history (purchase_date);
+    END IF;
+END $$;
+
+-- What each run read, as read: the window's rows and the not yet quarantined rows whose date no window can hold,
+-- every value as text, with the row hash and upstream's timestamps. Keyed by run, so a run stays auditable and
+-- reproducible (python -m jobs.crypto_events --reproduce RUN_ID) after upstream moved on; pruned by the job after
+-- CRYPTO_LANDING_RETENTION_DAYS.
+CREATE TABLE IF NOT EXISTS raw.bt_crypto_landing (
+    run_id             UUID        NOT NULL,
+    landing_row        INTEGER     NOT NULL,  -- position of the row in the run's snapshot, 1..n
+    scope              TEXT        NOT NULL CHECK (scope IN ('window', 'unplaced')),
+    site_id            TEXT,
+    user_id            TEXT,
+    purchase_date      TEXT,
+    crypto_type        TEXT,
+    purchase_price     TEXT,
+    purchase_units     TEXT,
+    row_hash           TEXT        NOT NULL,  -- sha256 of the six values as a JSON array (NULL and '' differ)
+    source_inserted_at TIMESTAMPTZ,           -- upstream's inserted_at / updated_at, when its table has them
+    source_updated_at  TIMESTAMPTZ,
+    landed_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, landing_row)
+);
+
+-- The simulated upstream's own bookkeeping (jobs.crypto_events.generate; development only, the job never reads
+-- it): which configuration plays upstream on the source table and up to which day it has been applied.
+CREATE TABLE IF NOT EXISTS raw.crypto_upstream_simulator (
+    name            TEXT        PRIMARY KEY,  -- the table played on
+    config          JSONB       NOT NULL,
+    first_day       DATE        NOT NULL,
+    applied_through DATE        NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
 -- Reference price per crypto and day (upstream market feed), used by the plausibility rule.
@@ -29,8 +79,9 @@ CREATE TABLE IF NOT EXISTS raw.crypto_reference_prices (
     PRIMARY KEY (price_date, crypto_type)
 );
 
--- Typed, rule-clean, de-duplicated candidates of the latest run of each logical date.
--- UNLOGGED: it is rebuilt by every run; the merge checks its row count against the run record.
+-- Typed, rule-clean, de-duplicated candidates of the latest run of each logical date (landing_row: the row of
+-- the run's landing snapshot it came from). UNLOGGED: rebuilt by every run; the merge checks its row count
+-- against the run record.
 CREATE UNLOGGED TABLE IF NOT EXISTS staging.bt_crypto_events_candidate (
     logical_date    DATE           NOT NULL,
     run_id          UUID           NOT NULL,
@@ -41,13 +92,20 @@ CREATE UNLOGGED TABLE IF NOT EXISTS staging.bt_crypto_events_candidate (
     purchase_price  NUMERIC(20, 8) NOT NULL,
     purchase_units  NUMERIC(24, 10) NOT NULL,
     purchase_value  NUMERIC(24, 8) NOT NULL,
-    source_row      INTEGER        NOT NULL,
+    landing_row     INTEGER        NOT NULL,
     row_hash        TEXT           NOT NULL
 );
 -- No primary key: it cost 2.4 s per million staged rows (docs/crypto_events.md). Keys are unique by
 -- construction (duplicates are collapsed or rejected), and the merge's ON CONFLICT aborts the whole
 -- transaction if a key ever came twice.
 ALTER TABLE staging.bt_crypto_events_candidate DROP CONSTRAINT IF EXISTS bt_crypto_events_candidate_pkey;
+DO $$
+BEGIN  -- upgrade: the first release numbered rows within a per-date extract
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'staging'
+               AND table_name = 'bt_crypto_events_candidate' AND column_name = 'source_row') THEN
+        ALTER TABLE staging.bt_crypto_events_candidate RENAME COLUMN source_row TO landing_row;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS bt_crypto_events_candidate_run_idx
     ON staging.bt_crypto_events_candidate (logical_date, run_id);
 
@@ -70,12 +128,14 @@ CREATE TABLE IF NOT EXISTS prod.bt_crypto_events (
 );
 CREATE INDEX IF NOT EXISTS bt_crypto_events_purchase_date_idx ON prod.bt_crypto_events (purchase_date);
 
--- Quarantine: every rejected row of the latest run of each logical date, with its reasons and raw text.
--- Keyed by (logical_date, source_row): a retry replaces, never duplicates.
+-- Quarantine: every rejected row of every run, with its reasons and raw text, keyed by the run and its landing
+-- row: a retry of a step replaces the run's rows, never duplicates them, and no run touches another's rows.
+-- scope 'unplaced': a row whose date no window can hold, quarantined once (by the first merged run that saw it).
 CREATE TABLE IF NOT EXISTS dqm.bt_crypto_events_rejects (
     logical_date      DATE        NOT NULL,
-    source_row        INTEGER     NOT NULL,
+    landing_row       INTEGER     NOT NULL,
     run_id            UUID        NOT NULL,
+    scope             TEXT        NOT NULL DEFAULT 'window' CHECK (scope IN ('window', 'unplaced')),
     rule_codes        TEXT[]      NOT NULL CHECK (cardinality(rule_codes) > 0),
     reason            TEXT        NOT NULL,
     raw_site_id       TEXT,
@@ -91,9 +151,23 @@ CREATE TABLE IF NOT EXISTS dqm.bt_crypto_events_rejects (
     key_purchase_date DATE,
     key_crypto_type   TEXT,
     rejected_at       TIMESTAMPTZ NOT NULL DEFAULT now(),
-    PRIMARY KEY (logical_date, source_row)
+    PRIMARY KEY (run_id, landing_row)
 );
-CREATE INDEX IF NOT EXISTS bt_crypto_events_rejects_run_idx ON dqm.bt_crypto_events_rejects (run_id);
+DO $$
+BEGIN  -- upgrade of the first release: keyed by (logical_date, source_row), the latest run of each date only
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'dqm'
+               AND table_name = 'bt_crypto_events_rejects' AND column_name = 'source_row') THEN
+        ALTER TABLE dqm.bt_crypto_events_rejects RENAME COLUMN source_row TO landing_row;
+        ALTER TABLE dqm.bt_crypto_events_rejects
+            ADD COLUMN scope TEXT NOT NULL DEFAULT 'window' CHECK (scope IN ('window', 'unplaced'));
+        ALTER TABLE dqm.bt_crypto_events_rejects DROP CONSTRAINT bt_crypto_events_rejects_pkey;
+        ALTER TABLE dqm.bt_crypto_events_rejects ADD PRIMARY KEY (run_id, landing_row);
+    END IF;
+END $$;
+DROP INDEX IF EXISTS dqm.bt_crypto_events_rejects_run_idx;  -- the primary key leads with run_id
+CREATE INDEX IF NOT EXISTS bt_crypto_events_rejects_date_idx ON dqm.bt_crypto_events_rejects (logical_date);
+CREATE INDEX IF NOT EXISTS bt_crypto_events_rejects_unplaced_idx
+    ON dqm.bt_crypto_events_rejects (row_hash) WHERE scope = 'unplaced';
 
 CREATE TABLE IF NOT EXISTS dqm.dq_runs (
     run_id               UUID        PRIMARY KEY,
@@ -121,6 +195,11 @@ CREATE TABLE IF NOT EXISTS dqm.dq_runs (
     gx_results_uri       TEXT,
     gx_docs_uri          TEXT,
     message              TEXT,
+    source               TEXT,        -- what the run read: the upstream table, or the landing of the run it reproduces
+    reproduces_run_id    UUID,
+    rows_unplaced        BIGINT,      -- of rows_read: rows whose date no window can hold (all rejected)
+    earliest_date        DATE,        -- purchase dates before this or after latest_date fit no window
+    latest_date          DATE,
     -- reconciliation is a constraint, not a hope
     CONSTRAINT dq_runs_reconciled CHECK (
         rows_read IS NULL OR rows_read = rows_valid + rows_rejected + duplicates_collapsed),
@@ -128,4 +207,9 @@ CREATE TABLE IF NOT EXISTS dqm.dq_runs (
         rows_inserted IS NULL
         OR rows_valid = rows_inserted + rows_updated + rows_reactivated + rows_unchanged)
 );
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS source TEXT;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS reproduces_run_id UUID;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS rows_unplaced BIGINT;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS earliest_date DATE;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS latest_date DATE;
 CREATE INDEX IF NOT EXISTS dq_runs_logical_date_idx ON dqm.dq_runs (pipeline, logical_date);
