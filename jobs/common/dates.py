@@ -65,7 +65,11 @@ class DateFormat:
 
     def render(self, day: date, padded: bool | None = None) -> str:
         """`day` written in this format; `padded` overrides the padding of ``d``/``M`` (None: as the token says)."""
-        values = {"y": day.year, "m": day.month, "d": day.day}
+        return self.render_fields(day.year, day.month, day.day, padded)
+
+    def render_fields(self, year: int, month: int, day: int, padded: bool | None = None) -> str:
+        """As `render`, for any fields, real date or not (31/2/2026 has this shape too)."""
+        values = {"y": year, "m": month, "d": day}
         out = []
         for t in self.tokens:
             if t not in _TOKENS:
