@@ -56,7 +56,7 @@ class DateFormat:
         parts = [
             f"(?P<{_TOKENS[t][1]}>{_TOKENS[t][0]})" if t in _TOKENS else re.escape(t) for t in self.tokens
         ]
-        return re.compile("^" + "".join(parts) + "$")
+        return re.compile("^" + "".join(parts) + "$", re.ASCII)  # \d as in Java (Spark): ASCII digits only
 
     def fields(self, text: str) -> tuple[int, int, int] | None:
         """(year, month, day) as written, when `text` has this shape (the date may still be impossible)."""

@@ -3,7 +3,7 @@ breaks a rule — checked by an independent Python oracle, not by the Spark rule
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import pytest
@@ -11,20 +11,21 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from jobs.common.dates import pattern_strftime
+from jobs.common.dates import date_format
 from jobs.crypto_events import rules as R
 from jobs.crypto_events.transform import annotate, summarise, valid_rows
-from tests.integration.helpers import land_rows, run_job
+from tests.integration.helpers import insert_rows, reference_prices, run_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 D = date(2026, 11, 20)
 WINDOW_START = D - timedelta(days=4)
-FORMATS = ["yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd"]
+FORMATS = ["d/M/yyyy", "yyyy-MM-dd", "yyyyMMdd"]
+BOUNDS = (date(2009, 1, 3), date(2026, 12, 31))
 SITES, CRYPTOS = ("MLA", "MLB"), ("BTC", "ETH")
 REF = {"BTC": Decimal(60000), "ETH": Decimal(3000)}
 SCHEMA = (
-    "source_row int, site_id string, user_id string, purchase_date string, crypto_type string, "
+    "landing_row int, scope string, site_id string, user_id string, purchase_date string, crypto_type string, "
     "purchase_price string, purchase_units string, row_hash string"
 )
 
@@ -40,11 +41,14 @@ day = st.one_of(
     st.none(),
     garbage,
     st.builds(
-        lambda delta, fmt: (D + timedelta(days=delta)).strftime(pattern_strftime(fmt)),
+        lambda delta, fmt, pad: date_format(fmt).render(D + timedelta(days=delta), pad),
         st.integers(-8, 3),
         st.sampled_from(FORMATS),
+        st.booleans(),
     ),
-    st.sampled_from(["2026-02-30", "31/04/2026", "20261301", "2026/11/19"]),
+    st.sampled_from(
+        ["2026-02-30", "31/04/2026", "31/2/2026", "20261301", "2026/11/19", "1/1/1926", "1/1/3026"]
+    ),
 )
 crypto = st.one_of(st.none(), garbage, padded(st.sampled_from(["BTC", "eth", "DOGE", "ＢＴＣ"])))
 price = st.one_of(
@@ -65,9 +69,10 @@ valid_row = st.tuples(
     padded(st.sampled_from(["MLA", "mlb"])),
     st.integers(1, 10**6).map(str),
     st.builds(
-        lambda delta, fmt: (D - timedelta(days=delta)).strftime(pattern_strftime(fmt)),
+        lambda delta, fmt, pad: date_format(fmt).render(D - timedelta(days=delta), pad),
         st.integers(0, 4),
         st.sampled_from(FORMATS),
+        st.booleans(),
     ),
     padded(st.sampled_from(["BTC", "eth"])),
     st.sampled_from(["60000", "3000.123456789", "61000.5", "2999.99", "100000"]),
@@ -92,12 +97,15 @@ extract = st.lists(raw_row, min_size=1, max_size=25).flatmap(
 
 
 def _parse_date(text: str | None) -> date | None:
+    """Independent of Spark's parser: the format's fields by regex, then Python's calendar."""
     text = (text or "").strip(" ")
     for fmt in FORMATS:
-        try:
-            return datetime.strptime(text, pattern_strftime(fmt)).date()
-        except ValueError:
-            continue
+        fields = date_format(fmt).fields(text)
+        if fields:
+            try:
+                return date(*fields)
+            except ValueError:
+                continue
     return None
 
 
@@ -138,7 +146,7 @@ def oracle_violations(row: dict, raw: tuple) -> list[str]:
 
 @pytest.fixture(scope="module")
 def judge_rules(spark):
-    ctx = R.RuleContext(D, WINDOW_START, SITES, CRYPTOS, 3.0)
+    ctx = R.RuleContext(WINDOW_START, D, *BOUNDS, SITES, CRYPTOS, 3.0)
     refs = spark.createDataFrame(
         [(D - timedelta(days=k), c, p) for k in range(5) for c, p in REF.items()],
         "price_date date, crypto_type string, reference_price decimal(20,8)",
@@ -154,7 +162,7 @@ def judge_rules(spark):
 @given(rows=extract)
 def test_transform_never_loads_a_row_that_breaks_a_rule(spark, judge_rules, rows):
     rules, refs = judge_rules
-    df = spark.createDataFrame([(i, *r, f"h{i}") for i, r in enumerate(rows, start=1)], SCHEMA)
+    df = spark.createDataFrame([(i, "window", *r, f"h{i}") for i, r in enumerate(rows, start=1)], SCHEMA)
     annotated = annotate(df, rules, FORMATS, refs)
     counts = summarise(annotated, rules)
     assert (
@@ -163,7 +171,7 @@ def test_transform_never_loads_a_row_that_breaks_a_rule(spark, judge_rules, rows
         == counts["rows_valid"] + counts["rows_rejected"] + counts["duplicates_collapsed"]
     )
     for loaded in valid_rows(annotated).collect():
-        raw = rows[loaded["source_row"] - 1]
+        raw = rows[loaded["landing_row"] - 1]
         assert oracle_violations(loaded.asDict(), raw) == [], (raw, loaded)
     keys = [
         (r["site_id"], r["user_id"], r["purchase_date"], r["crypto_type"])
@@ -175,8 +183,12 @@ def test_transform_never_loads_a_row_that_breaks_a_rule(spark, judge_rules, rows
 @hyp_settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(rows=st.lists(raw_row, min_size=1, max_size=30))
 def test_job_never_crashes_and_prod_only_gets_clean_rows(db, settings, spark, rows):
-    db.execute("TRUNCATE prod.bt_crypto_events, dqm.dq_runs, dqm.bt_crypto_events_rejects")
-    land_rows(db, D, rows)
+    db.execute(
+        "TRUNCATE raw.bt_crypto_transaction_history, raw.bt_crypto_landing, prod.bt_crypto_events, dqm.dq_runs, "
+        "dqm.bt_crypto_events_rejects"
+    )
+    reference_prices(db, WINDOW_START, D)
+    insert_rows(db, rows)
     outcome = run_job(settings, D)
     assert outcome.status in ("merged", "blocked")
     (reconciled,) = db.execute(
@@ -184,6 +196,19 @@ def test_job_never_crashes_and_prod_only_gets_clean_rows(db, settings, spark, ro
         (outcome.run_id,),
     ).fetchone()
     assert reconciled
+    # every row of the table is in the window, elsewhere (a plausible date of another window) or landed
+    (landed,) = db.execute(
+        "SELECT count(*) FROM raw.bt_crypto_landing WHERE run_id = %s", (outcome.run_id,)
+    ).fetchone()
+    assert (
+        landed
+        == outcome.counts["rows_read"]
+        == sum(
+            1
+            for r in rows
+            if (p := _parse_date(r[2])) is None or WINDOW_START <= p <= D or not BOUNDS[0] <= p <= BOUNDS[1]
+        )
+    )
     bad = db.execute(
         "SELECT count(*) FROM prod.bt_crypto_events WHERE site_id NOT IN ('MLA','MLB','MLC','MCO','MLM','MLU','MPE') "
         "OR user_id <= 0 OR purchase_price <= 0 OR purchase_units <= 0 OR purchase_date > %s "

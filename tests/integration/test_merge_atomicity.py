@@ -13,8 +13,7 @@ from datetime import date
 import pytest
 
 from jobs.common.config import PROJECT_ROOT
-from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
-from tests.integration.helpers import run_job
+from tests.integration.helpers import run_job, simulate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,10 +65,9 @@ def _merge_process(run_id: str) -> subprocess.Popen:
 
 
 def test_sigkill_during_merge_leaves_before_or_after(db, settings, spark):
-    cfg = config_from_settings(settings.crypto, events_per_day=30_000, defect_share=0.02)
-    land_extract(db, build_extract(cfg, D1))
-    land_extract(db, build_extract(cfg, D2))
+    simulate(db, settings, D1, events_per_day=30_000, defect_share=0.02, history_days=0)
     run_job(settings, D1)
+    simulate(db, settings, D2, events_per_day=30_000, defect_share=0.02, history_days=0)
     validated = run_job(settings, D2, stage="validate")
     run_id = validated.run_id
     db.execute("DROP TABLE IF EXISTS public.prod_before")

@@ -1,4 +1,4 @@
-"""Every rule code on crafted rows, date parsing, normalisation, duplicates, typed values."""
+"""Every rule code on crafted rows, date placement and parsing, normalisation, duplicates, typed values."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from decimal import Decimal
 import pytest
 
 from jobs.crypto_events import rules as R
-from jobs.crypto_events.transform import annotate, rejected_rows, summarise, valid_rows
+from jobs.crypto_events.transform import annotate, place_dates, rejected_rows, summarise, valid_rows
 
 D = date(2026, 11, 20)
+WINDOW = (date(2026, 11, 16), D)
+BOUNDS = (date(2009, 1, 3), date(2026, 12, 31))
+FORMATS = ["d/M/yyyy", "yyyy-MM-dd", "yyyyMMdd"]
 SCHEMA = (
-    "source_row int, site_id string, user_id string, purchase_date string, crypto_type string, "
+    "landing_row int, scope string, site_id string, user_id string, purchase_date string, crypto_type string, "
     "purchase_price string, purchase_units string, row_hash string"
 )
 GOOD = ("MLA", "10", "2026-11-19", "BTC", "60000.5", "0.01")
@@ -21,7 +24,7 @@ GOOD = ("MLA", "10", "2026-11-19", "BTC", "60000.5", "0.01")
 @pytest.fixture(scope="module")
 def judge(spark, settings):
     ctx = R.RuleContext(
-        D, date(2026, 11, 16), tuple(settings.crypto.known_sites), tuple(settings.crypto.known_cryptos), 3.0
+        *WINDOW, *BOUNDS, tuple(settings.crypto.known_sites), tuple(settings.crypto.known_cryptos), 3.0
     )
     rules = R.crypto_rules(ctx)
     refs = spark.createDataFrame(
@@ -30,9 +33,9 @@ def judge(spark, settings):
     )
 
     def _judge(*raw_rows):
-        rows = [(i, *row, f"h{i}") for i, row in enumerate(raw_rows, start=1)]
+        rows = [(i, "window", *row, f"h{i}") for i, row in enumerate(raw_rows, start=1)]
         df = spark.createDataFrame(rows, SCHEMA)
-        return annotate(df, rules, ["yyyy-MM-dd", "dd/MM/yyyy", "yyyyMMdd"], refs), rules
+        return annotate(df, rules, FORMATS, refs), rules
 
     return _judge
 
@@ -66,8 +69,10 @@ CASES = [
     ("date in an unaccepted format", with_(purchase_date="2026/11/19"), [R.DATE_UNPARSEABLE]),
     ("date impossible (Feb 30)", with_(purchase_date="2026-02-30"), [R.DATE_IMPOSSIBLE]),
     ("date impossible (month 13)", with_(purchase_date="19/13/2026"), [R.DATE_IMPOSSIBLE]),
-    ("date after the logical date", with_(purchase_date="2026-11-21"), [R.DATE_AFTER_LOGICAL_DATE]),
-    ("date before the window", with_(purchase_date="2026-11-15"), [R.DATE_BEFORE_WINDOW]),
+    ("date impossible (31 February, unpadded)", with_(purchase_date="31/2/2026"), [R.DATE_IMPOSSIBLE]),
+    ("date before any history", with_(purchase_date="19/11/1926"), [R.DATE_BEFORE_HISTORY]),
+    ("date far in the future", with_(purchase_date="3026-11-19"), [R.DATE_FAR_FUTURE]),
+    ("date outside the window (guard)", with_(purchase_date="15/11/2026"), [R.DATE_NOT_IN_WINDOW]),
     ("crypto missing", with_(crypto_type=None), [R.CRYPTO_MISSING]),
     ("crypto unknown", with_(crypto_type="DOGEX"), [R.CRYPTO_UNKNOWN]),
     ("crypto with control char", with_(crypto_type="BTC\x07"), [R.CRYPTO_UNKNOWN]),
@@ -108,7 +113,7 @@ def test_rule_codes(judge, case, row, expected):
 
 def test_every_rule_code_is_exercised():
     exercised = {code for _, _, expected in CASES for code in expected} | {R.DUPLICATE_CONFLICT}
-    ctx = R.RuleContext(D, D, ("MLA",), ("BTC",), 3.0)
+    ctx = R.RuleContext(D, D, D, D, ("MLA",), ("BTC",), 3.0)
     assert exercised == {rule.code for rule in R.crypto_rules(ctx)}
 
 
@@ -123,12 +128,12 @@ def test_normalisation_and_typed_values(judge):
         "purchase_price": Decimal("60000.12345679"),  # HALF_UP to the target scale
         "purchase_units": Decimal("2.0000000000"),
         "purchase_value": Decimal("120000.24691358"),
-        "source_row": 1,
+        "landing_row": 1,
         "row_hash": "h1",
     }
 
 
-@pytest.mark.parametrize("text", ["2026-11-19", "19/11/2026", "20261119"])
+@pytest.mark.parametrize("text", ["2026-11-19", "19/11/2026", "20261119", " 19/11/2026 "])
 def test_every_configured_date_format_parses(judge, text):
     annotated, _ = judge(with_(purchase_date=text))
     assert annotated.first()["p_purchase_date"] == date(2026, 11, 19)
@@ -143,7 +148,7 @@ def test_duplicates_exact_collapse_conflicting_all_rejected(judge):
         with_(user_id="12"),
         with_(user_id="12", purchase_price="abc"),  # a broken copy does not make a conflict
     )
-    by_row = {r["source_row"]: (r["rule_codes"], r["is_duplicate_copy"]) for r in annotated.collect()}
+    by_row = {r["landing_row"]: (r["rule_codes"], r["is_duplicate_copy"]) for r in annotated.collect()}
     assert by_row == {
         1: ([], False),
         2: ([], True),
@@ -173,3 +178,25 @@ def test_rejected_rows_keep_raw_text_reason_and_parsed_key(judge):
         date(2026, 11, 19),
         "BTC",
     )
+
+
+def test_place_dates_reads_day_first_and_says_where_each_text_belongs(spark):
+    texts = {
+        "1/2/2023": (date(2023, 2, 1), "window"),  # 1 February, not 2 January
+        "01/02/2023": (date(2023, 2, 1), "window"),
+        "1/02/2023": (date(2023, 2, 1), "window"),
+        " 2/2/2023 ": (date(2023, 2, 2), "window"),
+        "2023-02-03": (date(2023, 2, 3), "window"),
+        "20230204": (date(2023, 2, 4), "window"),
+        "14/1/2023": (date(2023, 1, 14), "elsewhere"),
+        "5/2/2023": (date(2023, 2, 5), "elsewhere"),
+        "31/2/2023": (None, "unplaced"),
+        "2023/02/01": (None, "unplaced"),
+        "": (None, "unplaced"),
+        "1/1/1926": (date(1926, 1, 1), "unplaced"),
+        "1/2/3023": (date(3023, 2, 1), "unplaced"),
+        "001/2/2023": (None, "unplaced"),
+    }
+    frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
+    placed = place_dates(frame, FORMATS, (date(2023, 1, 31), date(2023, 2, 4)), BOUNDS)
+    assert {r["purchase_date"]: (r["day"], r["placement"]) for r in placed.collect()} == texts
