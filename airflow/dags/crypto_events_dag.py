@@ -1,7 +1,8 @@
 """Crypto events, validate-before-load: daily at 09:00 Buenos Aires, for the run's LOGICAL date.
 
-land the upstream extract -> Spark: validate + quarantine + GX gate + staging -> one-transaction merge ->
-reconcile. The DAG only wires; the jobs live in `jobs/crypto_events/`.
+(simulated upstream, development only) -> Spark: snapshot the window of upstream's table + validate +
+quarantine + GX gate + staging -> one-transaction merge -> reconcile. The DAG only wires; the jobs live in
+`jobs/crypto_events/`.
 """
 
 from __future__ import annotations
@@ -24,16 +25,26 @@ from jobs.common.orchestration import DEFAULT_ARGS, TIMEZONE, spark_task
 )
 def crypto_events_dag():
     @task
-    def land_extract(ds: str) -> int:
-        """The simulated upstream system delivers the window's extract for the logical date."""
+    def simulate_upstream(ds: str) -> int:
+        """Where no real upstream writes the table (CRYPTO_SIMULATE_UPSTREAM=true: development, the demo),
+        the simulator plays upstream up to the logical date first; elsewhere this task is skipped."""
+        from airflow.exceptions import AirflowSkipException
+
+        from jobs.common.config import load_settings
         from jobs.crypto_events.generate import main
 
-        return main(["--date", ds, "--days", "1"])
+        if not load_settings().crypto.simulate_upstream:
+            raise AirflowSkipException("CRYPTO_SIMULATE_UPSTREAM is off: upstream writes the table itself")
+        code = main(["--date", ds])
+        if code != 0:
+            raise RuntimeError(f"the upstream simulator exited {code}")
+        return code
 
     validate = spark_task(
         "validate",
         "jobs/crypto_events/__main__.py",
         ["--date", "{{ ds }}", "--stage", "validate", "--dag-run-id", "{{ run_id }}"],
+        trigger_rule="none_failed",  # runs after a skipped simulator too
     )
 
     @task
@@ -62,7 +73,7 @@ def crypto_events_dag():
             reconcile(conn, run_id)
             return {k: str(v) for k, v in fetch_run(conn, run_id).items()}
 
-    land_extract() >> validate >> merge() >> reconcile()
+    simulate_upstream() >> validate >> merge() >> reconcile()
 
 
 crypto_events_dag()

@@ -30,6 +30,7 @@ print(json.dumps({
                         "tasks": sorted(d.task_ids), "retries": {t.task_id: t.retries for t in d.tasks},
                         "timeouts": {t.task_id: bool(t.execution_timeout) for t in d.tasks},
                         "callbacks": {t.task_id: bool(t.on_failure_callback) for t in d.tasks},
+                        "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in d.tasks},
                         "tz": str(d.timezone)} for d in bag.dags.values()},
 }))
 """
@@ -64,7 +65,7 @@ def test_dag_files_import_without_errors_and_without_connections(parsed):
 def test_task_graphs(parsed):
     dags = parsed["dags"]
     assert dags["crypto_events_dag"]["edges"] == [
-        ["land_extract", "validate"], ["merge", "reconcile"], ["validate", "merge"],
+        ["merge", "reconcile"], ["simulate_upstream", "validate"], ["validate", "merge"],
     ]  # fmt: skip
     assert dags["churn_training_dag"]["edges"] == [
         ["build_features", "train"], ["ingest", "build_features"], ["promote", "batch_score"], ["train", "promote"],
@@ -75,6 +76,8 @@ def test_task_graphs(parsed):
     ]
     assert dags["churn_data_watchdog"]["tasks"] == ["detect_new_files"]
     assert dags["crypto_events_dag"]["tz"].endswith("Buenos_Aires")
+    # the simulator is skipped where a real upstream writes the table: validation must run all the same
+    assert dags["crypto_events_dag"]["trigger_rules"]["validate"] == "none_failed"
 
 
 def test_every_task_retries_times_out_and_alerts(parsed):
@@ -97,8 +100,9 @@ def _dags_test(env: dict[str, str], dag_id: str, logical_date: str, conf: dict |
 @pytest.mark.integration
 @pytest.mark.slow
 def test_crypto_events_dag_runs_end_to_end_in_process(pg, db, tmp_path):
-    """The real DAG file through Airflow's in-process runner (`airflow dags test`): land -> spark-submit
-    validate -> merge -> reconcile, against the test database; the run record carries the DAG run id."""
+    """The real DAG file through Airflow's in-process runner (`airflow dags test`): simulated upstream ->
+    spark-submit validate -> merge -> reconcile, against the test database; the run record carries the DAG
+    run id."""
     _dags_test(_airflow_env(pg, tmp_path), "crypto_events_dag", "2026-11-20")
     status, dag_run, read, inserted = db.execute(
         "SELECT status, dag_run_id, rows_read, rows_inserted FROM dqm.dq_runs WHERE logical_date = '2026-11-20'"
