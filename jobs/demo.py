@@ -2,7 +2,8 @@
 
 Each DAG runs in Airflow's in-process runner (`airflow dags test`, SQLite metadata under var/airflow-demo),
 its Spark steps through spark-submit on `local[2]`. Crypto events: `crypto_events_dag` for a few logical
-dates (land the simulated upstream extract -> validate + quarantine + GX gate -> merge -> reconcile).
+dates (the simulator plays upstream on `raw.bt_crypto_transaction_history` -> snapshot of the window into the
+run's landing -> validate + quarantine + GX gate -> merge -> reconcile).
 Churn: the five source files are generated, then `churn_training_dag` ingests them (GX gate), builds the
 Delta feature snapshot, trains with HPO, registers in MLflow, promotes with aliases and batch-scores into
 `prod.churn_scores`; then `churn_drift_monitor_w` compares the snapshot with the production model's training
@@ -19,8 +20,8 @@ from datetime import date, timedelta
 
 log = logging.getLogger("jobs.demo")
 
-SUMMARY = """SELECT DISTINCT ON (logical_date) logical_date, status, rows_read, rows_valid, rows_rejected,
-       duplicates_collapsed, rows_inserted, rows_updated, rows_deactivated, rows_reactivated, keys_held,
+SUMMARY = """SELECT DISTINCT ON (logical_date) logical_date, status, rows_read, rows_unplaced, rows_valid,
+       rows_rejected, duplicates_collapsed, rows_inserted, rows_updated, rows_deactivated, rows_reactivated, keys_held,
        rows_unchanged
 FROM dqm.dq_runs WHERE logical_date = ANY(%s::date[]) ORDER BY logical_date, started_at DESC"""
 
@@ -28,6 +29,7 @@ HEADER = (
     "date",
     "status",
     "read",
+    "undatable",
     "valid",
     "rejected",
     "dups",
@@ -104,7 +106,9 @@ def crypto_demo(args, settings, pg, env) -> bool:
 == where to look
   psql "host={pg.host} port={pg.port} user={pg.user} dbname={pg.db}"
     SELECT * FROM dqm.dq_runs ORDER BY started_at DESC;
-    SELECT rule_codes, reason, raw_purchase_price FROM dqm.bt_crypto_events_rejects LIMIT 20;
+    SELECT purchase_date, count(*) FROM raw.bt_crypto_transaction_history GROUP BY 1 ORDER BY 2 DESC;
+    SELECT scope, count(*) FROM raw.bt_crypto_landing GROUP BY 1;   -- what each run read, by run_id
+    SELECT rule_codes, reason, raw_purchase_date, raw_purchase_price FROM dqm.bt_crypto_events_rejects LIMIT 20;
     SELECT is_active, count(*) FROM prod.bt_crypto_events GROUP BY 1;
   GX results and Data Docs: {store.s3_endpoint_url or store.object_store_local_root}/{store.ge_artifacts_bucket}/crypto_events/
   Spark event logs: {settings.spark.event_log_dir}

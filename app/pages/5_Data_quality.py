@@ -1,4 +1,5 @@
-"""Data quality: the crypto events runs (dqm.dq_runs), rejects by rule over time, churn ingest batches."""
+"""Data quality: the crypto events runs (dqm.dq_runs), rejects by rule over time, the rows of upstream's table
+whose date no window can hold (quarantined once), churn ingest batches."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ st.caption("The same SQL as the saved pgAdmin queries in `database/queries/`.")
 with guard("the crypto runs"):
     runs = query("crypto_run_history", limit=500)
     rejects = query("crypto_rejects_by_rule_and_day")
+    undatable = query("crypto_undatable_rows", limit=200)
     batches = query("churn_ingest_batches", limit=200)
 
 st.subheader("Crypto events runs")
@@ -48,6 +50,16 @@ else:
         .properties(height=300)
     )
     st.altair_chart(chart, width="stretch")
+
+st.subheader("Rows whose date no window can hold")
+if undatable.empty:
+    st.info("No row of upstream's table has a date that no window can hold.")
+else:
+    st.caption(
+        "Missing, unparseable or impossible dates, or dates outside any plausible history: each row is "
+        "quarantined once, by the first merged run that saw it."
+    )
+    st.dataframe(undatable.drop(columns=["run_id"]), hide_index=True)
 
 st.subheader("Churn source files (ingest batches)")
 if batches.empty:

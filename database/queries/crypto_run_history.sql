@@ -1,9 +1,10 @@
--- Crypto events: every run, newest first, with its reconciliation (read = valid + rejected + duplicates;
--- valid = inserted + updated + reactivated + unchanged) and how long it took.
+-- Crypto events: every run, newest first, with what it read, its reconciliation (read = valid + rejected +
+-- duplicates; valid = inserted + updated + reactivated + unchanged) and how long it took.
 SELECT logical_date,
        status,
        gate_passed,
        rows_read,
+       rows_unplaced,
        rows_valid,
        rows_rejected,
        duplicates_collapsed,
@@ -18,6 +19,8 @@ SELECT logical_date,
        started_at,
        finished_at,
        dag_run_id,
+       source,
+       reproduces_run_id,
        message,
        run_id
 FROM dqm.dq_runs

@@ -96,7 +96,7 @@ class RunOutcome:
 
 
 @dataclass(frozen=True)
-class _Plan:
+class Plan:
     """What a run reads: decided before any Spark work."""
 
     logical_date: date
@@ -106,7 +106,7 @@ class _Plan:
     table: object | None  # source.SourceTable, None when reproducing
 
 
-def _plan(conn, opts: Options, crypto) -> _Plan:
+def _plan(conn, opts: Options, crypto) -> Plan:
     from jobs.crypto_events import runs, source
 
     if opts.reproduce:
@@ -123,7 +123,7 @@ def _plan(conn, opts: Options, crypto) -> _Plan:
                 f"the landing snapshot of run {opts.reproduce} is gone (pruned after "
                 f"CRYPTO_LANDING_RETENTION_DAYS={crypto.landing_retention_days})"
             )
-        return _Plan(
+        return Plan(
             original["logical_date"],
             (original["window_start"], original["window_end"]),
             (original["earliest_date"], original["latest_date"]),
@@ -135,7 +135,7 @@ def _plan(conn, opts: Options, crypto) -> _Plan:
     except source.SourceTableError as err:
         raise BadInput(str(err)) from err
     assert opts.logical_date is not None
-    return _Plan(
+    return Plan(
         opts.logical_date,
         crypto.window(opts.logical_date, opts.window_days),
         crypto.date_bounds(opts.logical_date, date.today()),
@@ -144,7 +144,7 @@ def _plan(conn, opts: Options, crypto) -> _Plan:
     )
 
 
-def land(conn, spark, run_id: str, plan: _Plan, date_formats) -> object:
+def land(conn, spark, run_id: str, plan: Plan, date_formats) -> object:
     """The run's landing snapshot, in one REPEATABLE READ transaction: the distinct date texts, their
     placement (Spark, the rules' own parse: few rows, one per distinct text), the copy of the rows."""
     from pyspark.sql import functions as F

@@ -59,9 +59,16 @@ def check_crypto(text: str, served, pg) -> None:
     assert hits > 0 and f"{hits:,} rule hits over 1 logical date(s)" in text
     first = one_row(
         pg,
-        "SELECT source_row, rule_codes, reason FROM dqm.bt_crypto_events_rejects ORDER BY source_row LIMIT 1",
+        "SELECT landing_row, rule_codes, reason FROM dqm.bt_crypto_events_rejects ORDER BY landing_row LIMIT 1",
     )
     assert f"{CRYPTO_DAY} row {first[0]} [{', '.join(first[1])}]: {first[2]}" in text
+    undatable = served["crypto"].counts["rows_unplaced"]
+    assert (
+        undatable > 0
+        and f"{undatable:,} undatable row(s) quarantined once; still upstream: {undatable:,}" in text
+    )
+    (upstream,) = one_row(pg, "SELECT count(*) FROM raw.bt_crypto_transaction_history")
+    assert f"{upstream:,} rows upstream" in text
     active, inactive = one_row(
         pg,
         "SELECT count(*) FILTER (WHERE is_active), count(*) FILTER (WHERE NOT is_active) FROM prod.bt_crypto_events",
@@ -134,6 +141,8 @@ def test_without_data_every_notebook_says_what_to_run(pg, mlflow_server, tmp_pat
     expected = {
         "crypto_data_quality.ipynb": [
             f"Reading PostgreSQL {pg.host}:{pg.port}, database {empty}",
+            "raw.bt_crypto_transaction_history is empty: upstream has written nothing yet.",
+            "No row whose date no window can hold has been quarantined.",
             "No crypto events run yet: run `make demo`",
             "No run with counts to reconcile.",
             "No rejected row in dqm.bt_crypto_events_rejects.",

@@ -24,7 +24,7 @@ def conn(served, pg):
 def test_the_saved_queries_are_the_ones_users_need():
     assert {
         "crypto_run_history", "crypto_rejects_by_rule_and_day", "crypto_reconciliation",
-        "crypto_prod_vs_source_window", "churn_top_risk", "churn_ingest_batches",
+        "crypto_prod_vs_source_window", "crypto_undatable_rows", "churn_top_risk", "churn_ingest_batches",
     } <= set(QUERIES)  # fmt: skip
 
 
@@ -38,8 +38,20 @@ def test_reconciliation_holds_for_the_run(conn):
     rows = run_saved(conn, "crypto_reconciliation")
     run = rows[rows["logical_date"] == CRYPTO_DAY].iloc[0]
     assert run["status"] == "merged"
-    assert run["read_reconciled"] and run["merge_reconciled"] and run["quarantine_matches"]
+    assert (
+        run["read_reconciled"]
+        and run["merge_reconciled"]
+        and run["quarantine_matches"]
+        and run["landing_matches"]
+    )
     assert run["rows_in_quarantine"] == run["rows_rejected"] > 0
+
+
+def test_undatable_rows_are_listed_once_and_still_upstream(conn, served):
+    rows = run_saved(conn, "crypto_undatable_rows")
+    assert len(rows) == served["crypto"].counts["rows_unplaced"] > 0
+    assert rows["still_upstream"].all()
+    assert set(rows["quarantined_by_run_of"]) == {CRYPTO_DAY}
 
 
 def test_prod_matches_the_source_window_after_the_merge(conn):
