@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps browser-deps app demo test test-fast lint constraints bench-crypto bench-churn bench-score bench-drift bench-app bench-stack \
+.PHONY: help setup system-deps browser-deps app demo test test-fast lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -75,6 +75,9 @@ constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 
 bench-crypto: setup ## crypto refresh benchmark vs COPY floor and pure-SQL refresh (100k and 1M rows)
 	@$(PY) bench/crypto_refresh.py
+
+bench-crypto-source: setup ## window read time vs history size (1M window rows in 1M, 10M, 20M rows) vs a full parse
+	@$(PY) bench/crypto_source_read.py
 
 bench-churn: setup ## churn features + HPO training on 100k customers vs the oracle AUC
 	@$(PY) bench/churn_train.py
