@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -16,14 +16,15 @@ from jobs.common.postgres import (
     stop_embedded,
 )
 from jobs.common.spark import submit_command
-from tests.integration.helpers import land_rows
+from tests.integration.helpers import insert_rows, reference_prices
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_job_runs_under_spark_submit(db, pg, settings):
     d = date(2026, 11, 20)
-    land_rows(db, d, [("MLA", str(u), "2026-11-19", "BTC", "60000", "0.1") for u in range(1, 21)])
+    reference_prices(db, d - timedelta(days=4), d)
+    insert_rows(db, [("MLA", str(u), "19/11/2026", "BTC", "60000", "0.1") for u in range(1, 21)])
     argv, env = submit_command(
         PROJECT_ROOT / "jobs/crypto_events/__main__.py",
         ["--date", d.isoformat(), "--dag-run-id", "spark-submit-test"],
@@ -68,7 +69,7 @@ def test_embedded_default_when_nothing_answers():
                 "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
             ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
-        assert tables[0] == 14  # 6 crypto + 8 churn tables of database/sql/init
+        assert tables[0] == 16  # 8 crypto + 8 churn tables of database/sql/init
         again, _ = resolve_server(nothing)  # reused, not started twice
         assert again.port == pg.port
     finally:

@@ -8,14 +8,14 @@ import socket
 import subprocess
 import time
 import urllib.request
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from jobs.common.config import PROJECT_ROOT
 from jobs.common.spark import spark_env, submit_command
-from tests.integration.helpers import land_rows
+from tests.integration.helpers import insert_rows, reference_prices
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,7 +87,8 @@ def standalone(tmp_path_factory):
 def test_job_runs_on_the_standalone_worker(db, pg, settings, standalone):
     master_url, ui_port = standalone
     d = date(2026, 11, 20)
-    land_rows(db, d, [("MLB", str(u), "2026-11-18", "ETH", "3000", "1.5") for u in range(1, 31)])
+    reference_prices(db, d - timedelta(days=4), d)
+    insert_rows(db, [("MLB", str(u), "18/11/2026", "ETH", "3000", "1.5") for u in range(1, 31)])
     argv, env = submit_command(
         PROJECT_ROOT / "jobs/crypto_events/__main__.py",
         ["--date", d.isoformat()],
