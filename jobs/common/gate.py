@@ -2,7 +2,9 @@
 
 The suite is generated, never hand-written: a schema expectation, a minimum row count, the overall
 reject share, and one expectation per rule on its `violates_<code>` flag column. Which of them block
-the merge is configuration (`critical`); the others are recorded as warnings. GX runs with SUMMARY
+the merge is configuration (`critical`); the others are recorded as warnings. A warning rule
+(`Rule.severity == "warn"`) is never critical, whatever the configuration, and is judged against its own
+`max_share`; every rule check records the observed share of rows (`share`) next to its limit. GX runs with SUMMARY
 results (per-row failures are the quarantine's job, see DESIGN.md); the validation result JSON and the
 Data Docs site go to the object store.
 """
@@ -55,6 +57,10 @@ class GateResult:
         parts = [f"{c['check']}: {c['observed']}" for c in failed]
         return "gate blocked the merge: " + "; ".join(parts)
 
+    def check(self, name: str) -> dict | None:
+        """The recorded outcome of one check (a rule code, `schema`, ...), or None when it did not run."""
+        return next((c for c in self.checks if c["check"] == name), None)
+
     def summary(self) -> dict:
         return {
             "passed": self.passed,
@@ -83,12 +89,19 @@ def build_expectations(rules: Sequence[Rule], config: GateConfig) -> list:
         ),
     ]
     for rule in rules:
+        limit = config.max_rule_share if rule.max_share is None else rule.max_share
+        critical = rule.rejects and rule.code in config.critical
         expectations.append(
             gxe.ExpectColumnValuesToBeInSet(
                 column=rule.flag_column,
                 value_set=[False],
-                mostly=1 - config.max_rule_share,
-                meta={**meta(rule.code), "reason": rule.reason},
+                mostly=1 - limit,
+                meta={
+                    "check": rule.code,
+                    "critical": critical,
+                    "severity": rule.severity,
+                    "reason": rule.reason,
+                },
             )
         )
     return expectations
@@ -140,7 +153,12 @@ def run_gate(
                 result_format={"result_format": "SUMMARY"},
             )
         )
-        outcome = checkpoint.run(batch_parameters={"dataframe": df})
+        try:
+            outcome = checkpoint.run(batch_parameters={"dataframe": df})
+        finally:
+            # GX persists the batch's DataFrame and never releases it: a later batch with the same plan (the
+            # same file path re-read in this session after the file changed) would be served the old rows
+            df.unpersist()
         validation_result = next(iter(outcome.run_results.values()))
         result = _judge(validation_result.to_json_dict())
         result.results_uri = store.put_bytes(
@@ -161,16 +179,18 @@ def _judge(validation: dict) -> GateResult:
         config = item["expectation_config"]
         meta = config.get("meta") or {}
         check = meta.get("check", config["type"])
-        observed = _observed(item.get("result") or {}, config)
-        checks.append(
-            {
-                "check": check,
-                "expectation": config["type"],
-                "success": bool(item["success"]),
-                "critical": bool(meta.get("critical")),
-                "observed": observed,
-            }
-        )
+        result = item.get("result") or {}
+        entry = {
+            "check": check,
+            "expectation": config["type"],
+            "success": bool(item["success"]),
+            "critical": bool(meta.get("critical")),
+            "observed": _observed(result, config),
+        }
+        if result.get("unexpected_percent") is not None:
+            entry["share"] = float(result["unexpected_percent"]) / 100
+            entry["max_share"] = round(1 - (config.get("kwargs") or {}).get("mostly", 1.0), 10)
+        checks.append(entry)
         if not item["success"]:
             (blocking if meta.get("critical") else warnings).append(check)
         if item.get("exception_info", {}).get("raised_exception"):
