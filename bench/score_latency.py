@@ -51,7 +51,7 @@ def main() -> None:
     import mlflow.spark
     import pandas as pd
 
-    from jobs.churn.features import build_features
+    from jobs.churn.features import build_features, with_shares
     from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
     from jobs.churn.scorer import ChurnScorer, export_scorer
     from jobs.churn.spec import load_spec, parse_spec, spec_to_dict
@@ -81,10 +81,11 @@ def main() -> None:
     results = {}
     gbt_model = None
     for kind, grid in grids.items():
-        spec = parse_spec({**base, "models": {kind: grid}})
-        model = train_model(features, spec).search.best.model
+        trained = train_model(features, parse_spec({**base, "models": {kind: grid}}))
+        model, spec = trained.search.best.model, trained.spec  # the spec with its segment vocabulary
         scorer = ChurnScorer.from_description(export_scorer(model, spec))
-        rows = [customers.iloc[i][list(spec.features)].to_dict() for i in picks]
+        inputs = with_shares(customers, spec.shares)  # the model's share columns, as the app derives them
+        rows = [inputs.iloc[i][list(spec.features)].to_dict() for i in picks]
         p50, p95 = percentiles(time_rows(scorer.predict_proba, rows))
         p50_shap, p95_shap = percentiles(
             time_rows(lambda r, s=scorer: (s.predict_proba(r), s.explain(r)), rows)
@@ -95,13 +96,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spark_model"
-        sample = customers[list(spec.features)].head(5)
+        sample = inputs[list(spec.features)].head(5)
         from mlflow.models import infer_signature
 
         mlflow.spark.save_model(gbt_model, str(path), signature=infer_signature(sample, pd.Series([0.0] * 5)),
                                 pip_requirements=["pyspark"])  # fmt: skip
         spark_pyfunc = mlflow.pyfunc.load_model(str(path))
-        frames_1 = [customers.iloc[[i]][list(spec.features)] for i in picks[: args.spark_rows]]
+        frames_1 = [inputs.iloc[[i]][list(spec.features)] for i in picks[: args.spark_rows]]
         spark_p50, spark_p95 = percentiles(time_rows(spark_pyfunc.predict, frames_1, warmup=5))
 
     print("\n== single-row scoring latency (warm, ms)")

@@ -12,6 +12,7 @@ from app.common import Timer, database, model_page, settings
 from jobs.churn.serving import (
     LoadedModel,
     batch_scores_of,
+    check_customer_id,
     check_record,
     customer_snapshot,
     describe,
@@ -61,19 +62,20 @@ if st.session_state.get("form_model") != model.ref.version:  # first visit, or t
 
 
 def load_customer() -> None:
-    text = str(st.session_state.get("lookup_id", "")).strip()
+    text, problem = check_customer_id(st.session_state.get("lookup_id", ""))
     st.session_state.pop("lookup", None)
-    if not text.lstrip("-").isdigit():
-        st.session_state["lookup"] = ("error", f"customer id must be a whole number, got {text!r}")
+    if problem:
+        st.session_state["lookup"] = ("error", f"{problem}: ids are the text of CUS_CUST_ID_BUY")
         return
     path = table_path(settings().churn.lake_dir)
     try:
-        found = customer_snapshot(path, int(text), scorer.features)
+        # the model's share inputs come from the customer's segment map, with the model's vocabulary
+        found = customer_snapshot(path, text, scorer.features, scorer.shares)
     except SnapshotNotFound as exc:
         st.session_state["lookup"] = ("error", f"no feature table to look up from: {exc}")
         return
     if found is None:
-        st.session_state["lookup"] = ("error", f"customer {text} is not in the feature table {path}")
+        st.session_state["lookup"] = ("error", f"customer {text!r} is not in the feature table {path}")
         return
     fill_form(found.features)
     st.session_state["lookup"] = ("ok", found)
@@ -81,7 +83,7 @@ def load_customer() -> None:
 
 with st.expander("Fill the form from the feature table (a customer of the latest snapshot)"):
     cols = st.columns([2, 1, 1])
-    cols[0].text_input("Customer id", key="lookup_id", placeholder="e.g. 100042")
+    cols[0].text_input("Customer id", key="lookup_id", placeholder="CUS_CUST_ID_BUY, e.g. 100042")
     cols[1].button("Load customer", on_click=load_customer)
     cols[2].button("Reset to a typical customer", on_click=lambda: fill_form(defaults()))
     status = st.session_state.get("lookup")
@@ -164,19 +166,24 @@ def scoring() -> None:
             with columns[i % 3]:
                 if column in scorer.categorical:
                     st.selectbox(
-                        column, [MISSING, *categories[column]], key=key(column), help=describe(column),
+                        column, [MISSING, *categories[column]], key=key(column), help=describe(column, scorer.shares),
                         accept_new_options=True,
                     )  # fmt: skip
                 elif domain_of(column).integer:
                     # value=None: the field can be emptied (a missing value); its content lives in session state
                     st.number_input(
-                        column, value=None, step=1, format="%d", key=key(column), help=describe(column)
+                        column,
+                        value=None,
+                        step=1,
+                        format="%d",
+                        key=key(column),
+                        help=describe(column, scorer.shares),
                     )
                 else:
                     share = domain_of(column).high == 1
                     st.number_input(
                         column, value=None, step=0.01 if share else 1.0, format="%.4f" if share else "%.2f",
-                        key=key(column), help=describe(column),
+                        key=key(column), help=describe(column, scorer.shares),
                     )  # fmt: skip
         submitted = st.form_submit_button("Score", type="primary")
     if not submitted:

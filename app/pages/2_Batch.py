@@ -16,10 +16,11 @@ cuts = settings().churn.band_cuts
 
 st.markdown(
     f"A CSV with a header row and one customer per line: the model's {len(scorer.features)} input columns "
-    f"(`{ID}` optional, other columns are ignored). Empty cells are missing values. Rows with a problem are "
-    "listed with the reason and kept in the download; they are never dropped."
+    f"(`{ID}` optional: an id as text, kept as written but for surrounding spaces; other columns are "
+    "ignored). Empty cells are missing values. Rows with a problem are listed with the reason and kept in "
+    "the download; they are never dropped."
 )
-template = pd.DataFrame([{ID: 1, **model.scorer.description["numeric_fill"],
+template = pd.DataFrame([{ID: "CUSTOMER_1", **model.scorer.description["numeric_fill"],
                           **{c: (v[0] if v else "") for c, v in model.categories().items()}}])  # fmt: skip
 st.download_button(
     "Download a template (one typical customer)",

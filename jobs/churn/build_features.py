@@ -4,7 +4,9 @@
 
 Reads the latest loaded batch of each source as of T (`dqm.churn_batches`), applies THE feature module
 (`jobs.churn.features`), and replaces the rows of T in `<lake>/churn_features` (delta-rs). Prints the new
-table version, which training records with the model. Exit codes: 0 done, 2 bad input, 1 error.
+table version, which training records with the model. A source without a loaded batch is bad input that
+says why (never ingested, or blocked / failed, with the batch, the gate's message and where its rejects
+are). Exit codes: 0 done, 2 bad input, 1 error.
 """
 
 from __future__ import annotations
@@ -80,13 +82,21 @@ def run(args: argparse.Namespace, settings=None) -> tuple[SnapshotRef, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     from jobs.churn.io import MissingSourceBatch
+    from jobs.common.config import ChurnSettings, describe_settings_error, load_settings
     from jobs.common.logs import setup_logging
 
     args = parse_args(argv)
     setup_logging()
+    settings = load_settings()
     try:
-        ref, summary = run(args)
+        settings.churn  # noqa: B018  (a wrong setting is one line, exit 2)
+        ref, summary = run(args, settings)
+    except ValidationError as exc:
+        log.error("configuration error: %s", describe_settings_error(exc, ChurnSettings))
+        return 2
     except MissingSourceBatch as exc:
         log.error("bad input: %s", exc)
         return 2

@@ -3,7 +3,9 @@
 ``python -m jobs.churn.drift --date 2026-11-22``: reference = the training snapshot of the `production`
 model (its recorded Delta version and snapshot date), current = the latest snapshot of the feature table.
 ``--reference PATH[@VERSION] --current PATH[@VERSION] --columns SPEC.yaml``: any two tables (Delta folders,
-Parquet or CSV files), columns from a spec (its numeric and categorical lists).
+Parquet or CSV files), columns from a spec (its numeric and categorical lists). The segment shares are
+compared as the model sees them: the share columns of the production model's vocabulary, or, for a spec
+file, of the reference table's top segments; both sides derive them from their map column.
 
 Spark samples both sides (`DRIFT_SAMPLE_ROWS`, recorded); Evidently's `DataDriftPreset` (with tests) judges
 every column; the HTML and JSON reports go to `<MLFLOW_ARTIFACTS_BUCKET>/drift-reports/<date>/` through the
@@ -28,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import DataFrame
+
+    from jobs.churn.spec import TrainSpec
 
 log = logging.getLogger(__name__)
 
@@ -137,44 +142,53 @@ class TableRef:
         return cls(path, int(version) if version else None)
 
 
-def sample_table(
-    spark, ref: TableRef, columns: list[str], rows: int, seed: int = 7
-) -> tuple[pd.DataFrame, dict]:
-    """Spark reads the table (a pinned Delta version, Parquet or CSV) and samples about `rows` rows."""
-
+def read_table(spark, ref: TableRef) -> tuple[DataFrame, dict]:
+    """Spark reads the table: a pinned Delta version (and snapshot date), a Parquet or a CSV file."""
     from jobs.churn.snapshots import open_version, read_with_spark
 
     if ref.path.endswith(".csv"):
-        df = spark.read.option("header", True).option("inferSchema", True).csv(ref.path)
-        info = {"path": ref.path, "format": "csv"}
-    elif ref.path.endswith(".parquet"):
-        df = spark.read.parquet(ref.path)
-        info = {"path": ref.path, "format": "parquet"}
-    else:
-        version = ref.version if ref.version is not None else open_version(ref.path).version()
-        df, _ = read_with_spark(spark, ref.path, version, ref.snapshot)
-        info = {"path": ref.path, "format": "delta", "version": version}
-        if ref.snapshot:
-            info["snapshot_date"] = ref.snapshot.isoformat()
-    missing = [c for c in columns if c not in df.columns]
+        return spark.read.option("header", True).option("inferSchema", True).csv(ref.path), {
+            "path": ref.path,
+            "format": "csv",
+        }
+    if ref.path.endswith(".parquet"):
+        return spark.read.parquet(ref.path), {"path": ref.path, "format": "parquet"}
+    version = ref.version if ref.version is not None else open_version(ref.path).version()
+    df, _ = read_with_spark(spark, ref.path, version, ref.snapshot)
+    info = {"path": ref.path, "format": "delta", "version": version}
+    if ref.snapshot:
+        info["snapshot_date"] = ref.snapshot.isoformat()
+    return df, info
+
+
+def sample_table(
+    df: DataFrame, info: dict, spec: TrainSpec, rows: int, seed: int = 7
+) -> tuple[pd.DataFrame, dict]:
+    """About `rows` rows of the spec's feature columns; a spec with `shares` derives its share columns
+    from the table's map with its vocabulary (`jobs.churn.features.expand_shares`), as the model does."""
+    from jobs.churn.features import expand_shares
+
+    missing = [c for c in spec.table_columns() if c not in df.columns]
     if missing:
-        raise ValueError(f"{ref.path} lacks the columns {missing}")
+        raise ValueError(f"{info['path']} lacks the columns {missing}")
     total = df.count()
     if total == 0:
         raise ValueError(
-            f"{ref.path} holds no rows" + (f" for snapshot {ref.snapshot}" if ref.snapshot else "")
+            f"{info['path']} holds no rows"
+            + (f" for snapshot {info['snapshot_date']}" if info.get("snapshot_date") else "")
         )
+    if spec.shares is not None:
+        df = expand_shares(df, spec.shares)
     fraction = min(1.0, rows / total * 1.1)
-    sample = df.select(*columns)
+    sample = df.select(*spec.features)
     if fraction < 1.0:
         sample = sample.sample(fraction=fraction, seed=seed)
     frame = sample.limit(rows).toPandas()
-    info.update(rows=total, sampled=len(frame))
-    return frame, info
+    return frame, {**info, "rows": total, "sampled": len(frame)}
 
 
-def production_inputs(settings) -> tuple[TableRef, TableRef, list[str], list[str], list[str], Any]:
-    """Reference, current, columns and top features from the production model's records."""
+def production_inputs(settings) -> tuple[TableRef, TableRef, TrainSpec, list[str], Any]:
+    """Reference, current, the model's (resolved) spec and top features from the production model's records."""
     from mlflow.tracking import MlflowClient
 
     from jobs.churn.models import load_spec_of, resolve
@@ -192,7 +206,7 @@ def production_inputs(settings) -> tuple[TableRef, TableRef, list[str], list[str
     version = open_version(path).version()
     current = TableRef(path, version, latest_snapshot_date(path, version))
     important = top_features(ref.run_id, settings.drift.important_features)
-    return reference, current, list(spec.numeric), list(spec.categorical), important, ref
+    return reference, current, spec, important, ref
 
 
 def top_features(run_id: str, k: int) -> list[str]:
@@ -303,6 +317,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, settings=None) -> DriftResult:
+    from jobs.churn.features import top_keys
     from jobs.churn.registry import configure
     from jobs.churn.spec import load_spec
     from jobs.common.config import load_settings
@@ -317,15 +332,25 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
     if args.reference:
         spec = load_spec(args.columns)
         reference, current = TableRef.parse(args.reference), TableRef.parse(args.current)
-        numeric, categorical, important = list(spec.numeric), list(spec.categorical), []
+        important = []
     else:
-        reference, current, numeric, categorical, important, model_ref = production_inputs(settings)
+        reference, current, spec, important, model_ref = production_inputs(settings)
     rows = args.sample_rows or settings.drift.sample_rows
     spark = build_session("churn-drift", settings.spark, args.master)
     with progress.step("sample") as facts:
-        ref_frame, ref_info = sample_table(spark, reference, numeric + categorical, rows)
-        cur_frame, cur_info = sample_table(spark, current, numeric + categorical, rows)
+        ref_df, ref_info = read_table(spark, reference)
+        cur_df, cur_info = read_table(spark, current)
+        if not spec.resolved:  # a spec file, not a model's: the vocabulary of the reference side
+            missing = [c for c in spec.table_columns() if c not in ref_df.columns]
+            if missing:
+                raise ValueError(f"{reference.path} lacks the columns {missing}")
+            spec = spec.with_vocabulary(top_keys(ref_df, spec.shares))
+        ref_frame, ref_info = sample_table(ref_df, ref_info, spec, rows)
+        cur_frame, cur_info = sample_table(cur_df, cur_info, spec, rows)
         facts.update(reference=len(ref_frame), current=len(cur_frame))
+    numeric, categorical = list(spec.numeric), list(spec.categorical)
+    if spec.shares is not None:  # which segments the share columns stand for
+        ref_info["segment_vocabulary"] = list(spec.shares.vocabulary)
     with progress.step("Evidently report") as facts:
         snapshot = run_report(ref_frame, cur_frame, numeric, categorical)
         share, drifts = column_drifts(snapshot.dict())

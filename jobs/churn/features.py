@@ -3,26 +3,42 @@
 `build_features` is a pure Spark transformation of the five typed sources (the `raw.churn_*` column
 names) at a snapshot date T. Leakage rules, enforced here and proven by tests:
 - payment features use only payments in [T - 6 months, T);
-- the snapshot sources are as of T, and any date in them on or after T is ignored (treated as unknown);
+- the snapshot sources are as of T, and any date in them on or after T is ignored (treated as unknown):
+  the last login, the last marketplace purchase (`RECENCY_ML`);
 - the customer base is every customer known before T (snapshot files, or a payment before T), so data on
   or after T cannot add or remove a row;
 - the label (task statement) is churned = no payment in [T, T + 2 months); it reads nothing before T.
 
-`FEATURES` documents every column (the app shows these descriptions next to the inputs).
+Segments come from the data: `TPV_SEGMENT_DETAIL` is an open vocabulary, so the table keeps one map per
+customer, ``segment_counts_6m`` (normalised segment -> payments in [T - 6 months, T)), not a fixed set of
+columns. A MODEL turns it into share columns with its own vocabulary (`Shares`: the top segments of its
+training data, recorded in its spec): `expand_shares` (Spark: training and batch scoring through
+`pipeline.prepare`, the drift monitor) and `expand_shares_frame` (pandas: the app, promotion) are the two
+forms of that one definition (a parity test holds them equal); segments outside the vocabulary count as
+"other". So models with different vocabularies are scored on the same rows.
+
+`FEATURES` documents every column (the app shows these descriptions next to the inputs), `describe` and
+`domain_of` also cover the share columns a model derives.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import unicodedata
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import Column, DataFrame
 
 HISTORY_MONTHS, HORIZON_MONTHS = 6, 2
 ID, SNAPSHOT, LABEL = "customer_id", "snapshot_date", "churned"
-SEGMENTS = ("P2P", "QR", "ONLINE", "SERVICES", "RECHARGE")
+SEGMENT_COUNTS = "segment_counts_6m"
+SHARE_PREFIX, SHARE_SUFFIX, OTHER = "share_seg_", "_6m", "other"  # share_seg_<slug>_6m, share_seg_other_6m
 _TREND_DENOMINATOR = 17.5  # sum of (k - mean k)^2 over the six months k = -6..-1
 NO_PAYMENT_DAYS = 185.0  # six months are at most 184 days: the same value at every snapshot
 
@@ -41,27 +57,28 @@ FEATURES: dict[str, str] = {
     "pay_count_ratio_3m": "payments in the last 3 months / (payments in the 3 before + 1)",
     "discount_share_6m": "share of the 6-month payments that had a discount",
     "discount_sum_6m": "total discount, 6 months",
-    **{f"share_{s.lower()}_6m": f"share of the 6-month payments in segment {s}" for s in SEGMENTS},
+    SEGMENT_COUNTS: "payments per segment (TPV_SEGMENT_DETAIL, trimmed, lower case), 6 months: a map",
     "distinct_sellers_6m": "distinct sellers paid, 6 months",
-    "mau_mp_1": "monthly active on Mercado Pago last month (0/1)",
-    "mau_ml_1": "monthly active on Mercado Libre last month (0/1)",
-    "mau_ml_2": "monthly active on Mercado Libre two months ago (0/1)",
+    "mau_mp_1": "accesses to the Mercado Pago app last month",
+    "mau_ml_1": "accesses to the Mercado Libre app last month",
+    "mau_ml_2": "accesses to the Mercado Libre app two months ago",
     "days_since_last_login": "days from the last Mercado Pago login to T (unknown if on/after T)",
-    "balance_1": "account balance last month",
-    "balance_2": "account balance two months ago",
+    "balance_1": "maximum account balance last month",
+    "balance_2": "maximum account balance two months ago",
     "balance_change": "balance_1 - balance_2",
     "balance_log_ratio": "ln(1 + balance_1) - ln(1 + balance_2), negatives as 0: the balance trend",
-    "has_investment": "has an investment product (0/1)",
-    "spent_ml": "marketplace spend",
-    "recency_ml": "days since the last marketplace purchase",
-    "frequency_ml": "marketplace purchases",
+    "investment_state": "investment state (Investing, Elegible, Warmup, Pending)",
+    "spent_ml": "marketplace spend, last 6 months",
+    "recency_ml": "days from the last marketplace purchase to T (unknown if none, or on/after T)",
+    "frequency_ml": "days with marketplace purchases, last 6 months",
     "age": "age in years",
     "gender": "gender as declared",
     "card_type": "card type (credit, debit, prepaid, none)",
     "city": "city",
 }
-CATEGORICAL = ("gender", "card_type", "city")
-NUMERIC = tuple(name for name in FEATURES if name not in CATEGORICAL)
+CATEGORICAL = ("investment_state", "gender", "card_type", "city")
+MAPS = (SEGMENT_COUNTS,)  # not model inputs: a model derives numeric columns from them (`Shares`)
+NUMERIC = tuple(name for name in FEATURES if name not in CATEGORICAL and name not in MAPS)
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,9 @@ class Domain:
         return kind
 
 
+SHARE_DOMAIN = Domain(0, 1)
+
+
 def _domains() -> dict[str, Domain]:
     from jobs.churn.sources import AMOUNT_LIMIT, sources
 
@@ -96,8 +116,7 @@ def _domains() -> dict[str, Domain]:
         f = fields[column]
         return Domain(f.low, f.high if f.high is not None else AMOUNT_LIMIT, integer, nullable=True)
 
-    count, amount, share = Domain(0, None, True), Domain(0, None), Domain(0, 1)
-    flag = Domain(0, 1, True, nullable=True)
+    count, amount, share = Domain(0, None, True), Domain(0, None), SHARE_DOMAIN
     balance = Domain(-AMOUNT_LIMIT, AMOUNT_LIMIT, nullable=True)
     return {
         "pay_count_6m": count,
@@ -114,25 +133,168 @@ def _domains() -> dict[str, Domain]:
         "pay_count_ratio_3m": amount,
         "discount_share_6m": share,
         "discount_sum_6m": amount,
-        **{f"share_{s.lower()}_6m": share for s in SEGMENTS},
         "distinct_sellers_6m": count,
-        "mau_mp_1": flag,
-        "mau_ml_1": flag,
-        "mau_ml_2": flag,
+        "mau_mp_1": from_source("mau_mp_1", integer=True),
+        "mau_ml_1": from_source("mau_ml_1", integer=True),
+        "mau_ml_2": from_source("mau_ml_2", integer=True),
         "days_since_last_login": Domain(0, None, True, nullable=True),
         "balance_1": balance,
         "balance_2": balance,
         "balance_change": Domain(-2 * AMOUNT_LIMIT, 2 * AMOUNT_LIMIT, nullable=True),
         "balance_log_ratio": Domain(None, None, nullable=True),
-        "has_investment": flag,
         "spent_ml": from_source("spent_ml"),
-        "recency_ml": from_source("recency_ml", integer=True),
+        "recency_ml": Domain(1, None, True, nullable=True),  # a purchase before T is >= 1 day before it
         "frequency_ml": from_source("frequency_ml", integer=True),
         "age": from_source("age", integer=True),
     }
 
 
 DOMAINS: dict[str, Domain] = _domains()
+
+
+def is_share_column(column: str) -> bool:
+    """A share column a model derives from `segment_counts_6m` (`share_seg_<slug>_6m`)."""
+    return bool(re.fullmatch(rf"{SHARE_PREFIX}[a-z0-9_]+{SHARE_SUFFIX}", column))
+
+
+def domain_of(column: str) -> Domain | None:
+    """The input domain of a numeric feature (share columns by pattern), None when unknown."""
+    if column in DOMAINS:
+        return DOMAINS[column]
+    return SHARE_DOMAIN if is_share_column(column) else None
+
+
+def describe(column: str, shares: Shares | None = None) -> str:
+    """The description of a feature; a share column names its segment (from the model's `shares`)."""
+    if column in FEATURES:
+        return FEATURES[column]
+    keys = shares.columns if shares is not None and shares.resolved else {}
+    if column in keys:
+        segment = keys[column]
+        if segment is None:
+            return "share of the 6-month payments in segments outside the model's vocabulary (other)"
+        return f"share of the 6-month payments in segment {segment!r}"
+    if is_share_column(column):
+        return "share of the 6-month payments in one segment (TPV_SEGMENT_DETAIL)"
+    return column
+
+
+# --- segment shares: a map column turned into one share column per vocabulary key, plus other ----------
+
+
+def slug(key: str) -> str:
+    """A column-safe, deterministic name part: ascii, lower case, runs of other characters as `_`."""
+    ascii_text = unicodedata.normalize("NFKD", key).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Spec key `shares`: one share column per top key of a map column, plus "other".
+
+    `vocabulary` is None until the trainer resolves it (the top keys of the training data, ties by
+    name); a resolved `Shares` is logged with the model, so every consumer uses the model's set.
+    """
+
+    column: str  # map<key, count>, e.g. segment_counts_6m
+    total: str  # the count the shares are of, e.g. pay_count_6m (the keys may not cover it all)
+    top: int  # vocabulary size
+    prefix: str  # column names: <prefix><slug><suffix>, and <prefix>other<suffix>
+    suffix: str = ""
+    vocabulary: tuple[str, ...] | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.vocabulary is not None
+
+    def with_vocabulary(self, keys: Sequence[str]) -> Shares:
+        keys = tuple(keys)
+        if len(keys) > self.top or len(set(keys)) != len(keys):
+            raise ValueError(f"a vocabulary of at most {self.top} distinct keys, got {list(keys)}")
+        return replace(self, vocabulary=keys)
+
+    @property
+    def columns(self) -> dict[str, str | None]:
+        """Derived column -> its key (None: other), in vocabulary order then other. A key whose slug is
+        empty, "other" or shared with another key gets its CRC32 appended, so names never collide."""
+        if self.vocabulary is None:
+            raise ValueError(f"shares of {self.column!r}: the vocabulary is not resolved yet")
+        bases = [slug(k) for k in self.vocabulary]
+        names: dict[str, str | None] = {}
+        for key, base in zip(self.vocabulary, bases, strict=True):
+            if not base or base == OTHER or bases.count(base) > 1:
+                base = f"{base or 'key'}_{zlib.crc32(key.encode()):08x}"
+            names[f"{self.prefix}{base}{self.suffix}"] = key
+        names[f"{self.prefix}{OTHER}{self.suffix}"] = None
+        return names
+
+
+def top_keys(df: DataFrame, shares: Shares) -> list[str]:
+    """The vocabulary of `df`: its `shares.top` keys with the most counts summed over the rows, ties
+    broken by name (so the choice is deterministic)."""
+    from pyspark.sql import functions as F
+
+    exploded = df.select(F.explode(F.col(shares.column)).alias("key", "n"))
+    ranked = exploded.groupBy("key").agg(F.sum("n").alias("n")).orderBy(F.desc("n"), F.asc("key"))
+    return [row["key"] for row in ranked.limit(shares.top).collect()]
+
+
+def expand_shares(df: DataFrame, shares: Shares) -> DataFrame:
+    """Spark form: adds the share columns (count / total; 0 when the total is 0 or null)."""
+    from pyspark.sql import functions as F
+
+    total = F.col(shares.total).cast("double")
+    counts = {c: F.coalesce(F.col(shares.column)[k], F.lit(0)) for c, k in shares.columns.items() if k}
+    covered = F.lit(0)
+    for count in counts.values():
+        covered = covered + count
+    values = {c: count.cast("double") / total for c, count in counts.items()}
+    values[_other(shares)] = (total - covered.cast("double")) / total
+    return df.withColumns({c: F.when(total > 0, v).otherwise(F.lit(0.0)) for c, v in values.items()})
+
+
+def expand_shares_frame(frame: pd.DataFrame, shares: Shares) -> pd.DataFrame:
+    """pandas form of `expand_shares` (same arithmetic, same results): a copy with the share columns. The
+    map cells may be dicts (Spark's toPandas), lists of pairs (Arrow's to_pandas) or missing."""
+    import numpy as np
+
+    total = frame[shares.total].to_numpy(dtype=np.float64, na_value=np.nan)
+    maps = [_as_dict(cell) for cell in frame[shares.column].tolist()]
+    covered = np.zeros(len(frame), dtype=np.int64)
+    out = frame.copy()
+    positive = total > 0
+    for column, key in shares.columns.items():
+        if key is None:
+            continue
+        count = np.array([m.get(key, 0) for m in maps], dtype=np.int64)
+        covered += count
+        out[column] = np.where(positive, count.astype(np.float64) / np.where(positive, total, 1.0), 0.0)
+    other = (total - covered.astype(np.float64)) / np.where(positive, total, 1.0)
+    out[_other(shares)] = np.where(positive, other, 0.0)
+    return out
+
+
+def with_shares(frame: pd.DataFrame, shares: Shares | None) -> pd.DataFrame:
+    """A model's input frame from feature-table rows: the share columns of ITS vocabulary (unchanged when
+    the model has none, or the frame already holds them and no map)."""
+    if shares is None or (shares.column not in frame.columns and set(shares.columns) <= set(frame.columns)):
+        return frame
+    return expand_shares_frame(frame, shares)
+
+
+def _other(shares: Shares) -> str:
+    return next(c for c, k in shares.columns.items() if k is None)
+
+
+def _as_dict(cell: Any) -> Mapping[str, int]:
+    if cell is None or (isinstance(cell, float) and cell != cell):
+        return {}
+    if isinstance(cell, Mapping):
+        return cell
+    return dict(cell)  # a list (or array) of (key, value) pairs
+
+
+# --- the feature table -----------------------------------------------------------------------------------
 
 
 def payment_features(payments: DataFrame, snapshot: date) -> DataFrame:
@@ -147,6 +309,7 @@ def payment_features(payments: DataFrame, snapshot: date) -> DataFrame:
             "k": F.floor(F.months_between(F.col("fecha"), t)).cast("int"),  # -6..-1
             "amount": F.col("spent").cast("double"),
             "discount": F.col("descuento").cast("double"),
+            "segment": F.lower(F.trim(F.col("tpv_segment_detail"))),
         }
     )
 
@@ -157,7 +320,7 @@ def payment_features(payments: DataFrame, snapshot: date) -> DataFrame:
         return F.sum(F.when(cond, F.col(value)).otherwise(0.0))
 
     n = F.count(F.lit(1))
-    return hist.groupBy(F.col("cus_cust_id_buy").alias(ID)).agg(
+    aggregated = hist.groupBy(F.col("cus_cust_id_buy").cast("string").alias(ID)).agg(
         n.alias("pay_count_6m"),
         F.sum("amount").alias("pay_sum_6m"),
         count_if(F.col("k") >= -3).alias("pay_count_3m"),
@@ -172,9 +335,12 @@ def payment_features(payments: DataFrame, snapshot: date) -> DataFrame:
         (count_if(F.col("k") >= -3) / (count_if(F.col("k") < -3) + 1)).alias("pay_count_ratio_3m"),
         (count_if(F.col("discount") > 0) / n).alias("discount_share_6m"),
         F.sum("discount").alias("discount_sum_6m"),
-        *[(count_if(F.col("tpv_segment_detail") == s) / n).alias(f"share_{s.lower()}_6m") for s in SEGMENTS],
+        F.collect_list("segment").alias("_segments"),  # one pass: counted per segment below
         F.countDistinct("cus_cust_id_sel").alias("distinct_sellers_6m"),
     )
+    keys = F.array_sort(F.array_distinct(F.col("_segments")))
+    counts = F.transform(keys, lambda s: F.size(F.filter(F.col("_segments"), lambda x: x == s)).cast("long"))
+    return aggregated.withColumn(SEGMENT_COUNTS, F.map_from_arrays(keys, counts)).drop("_segments")
 
 
 def churn_label(payments: DataFrame, snapshot: date) -> DataFrame:
@@ -183,7 +349,11 @@ def churn_label(payments: DataFrame, snapshot: date) -> DataFrame:
 
     t = F.lit(snapshot)
     future = payments.filter((F.col("fecha") >= t) & (F.col("fecha") < F.add_months(t, HORIZON_MONTHS)))
-    return future.select(F.col("cus_cust_id_buy").alias(ID)).distinct().withColumn("_paid", F.lit(True))
+    return (
+        future.select(F.col("cus_cust_id_buy").cast("string").alias(ID))
+        .distinct()
+        .withColumn("_paid", F.lit(True))
+    )
 
 
 def build_features(
@@ -199,27 +369,25 @@ def build_features(
     from pyspark.sql import functions as F
 
     t = F.lit(snapshot)
+
+    def customer(df: DataFrame) -> Column:
+        return df["cus_cust_id_buy"].cast("string").alias(ID)
+
     before_t = payments.filter(F.col("fecha") < t)
-    snapshot_ids = [
-        df.select(F.col("cus_cust_id_buy").alias(ID))
-        for df in (active_user, demograficos, dinero_cuenta, marketplace)
-    ]
-    base = before_t.select(F.col("cus_cust_id_buy").alias(ID))
-    for ids in snapshot_ids:
-        base = base.unionByName(ids)
+    base = before_t.select(customer(before_t))
+    for df in (active_user, demograficos, dinero_cuenta, marketplace):
+        base = base.unionByName(df.select(customer(df)))
     base = base.distinct()
 
     pay = payment_features(payments, snapshot)
-    login = F.col("last_login_mp_date_1")
+    login, purchase = F.col("last_login_mp_date_1"), F.col("recency_ml")
     activity = active_user.select(
-        F.col("cus_cust_id_buy").alias(ID),
-        F.col("mau_mp_1").cast("double").alias("mau_mp_1"),
-        F.col("mau_ml_1").cast("double").alias("mau_ml_1"),
-        F.col("mau_ml_2").cast("double").alias("mau_ml_2"),
+        customer(active_user),
+        *[F.col(c).cast("double").alias(c) for c in ("mau_mp_1", "mau_ml_1", "mau_ml_2")],
         F.when(login < t, F.datediff(t, login)).cast("double").alias("days_since_last_login"),
     )
     balances = dinero_cuenta.select(
-        F.col("cus_cust_id_buy").alias(ID),
+        customer(dinero_cuenta),
         F.col("plata_cuenta_1").cast("double").alias("balance_1"),
         F.col("plata_cuenta_2").cast("double").alias("balance_2"),
         (F.col("plata_cuenta_1") - F.col("plata_cuenta_2")).cast("double").alias("balance_change"),
@@ -227,35 +395,36 @@ def build_features(
             F.log1p(F.greatest(F.col("plata_cuenta_1").cast("double"), F.lit(0.0)))
             - F.log1p(F.greatest(F.col("plata_cuenta_2").cast("double"), F.lit(0.0)))
         ).alias("balance_log_ratio"),
-        F.col("inversion").cast("double").alias("has_investment"),
+        F.col("inversion").cast("string").alias("investment_state"),
     )
     market = marketplace.select(
-        F.col("cus_cust_id_buy").alias(ID),
+        customer(marketplace),
         F.col("spent_ml").cast("double").alias("spent_ml"),
-        F.col("recency_ml").cast("double").alias("recency_ml"),
+        F.when(purchase < t, F.datediff(t, purchase)).cast("double").alias("recency_ml"),
         F.col("frequency_ml").cast("double").alias("frequency_ml"),
     )
     people = demograficos.select(
-        F.col("cus_cust_id_buy").alias(ID),
+        customer(demograficos),
         F.col("age").cast("double").alias("age"),
-        *[F.col(c).cast("string").alias(c) for c in CATEGORICAL],
+        *[F.col(c).cast("string").alias(c) for c in ("gender", "card_type", "city")],
     )
     df = base
     for part in (pay, activity, balances, market, people):
         df = df.join(part, ID, "left")
 
-    zero_when_absent = [c for c in pay.columns if c not in (ID, "days_since_last_payment")]
+    zero_when_absent = [c for c in pay.columns if c not in (ID, "days_since_last_payment", SEGMENT_COUNTS)]
     df = df.fillna(0, subset=zero_when_absent).fillna(NO_PAYMENT_DAYS, subset=["days_since_last_payment"])
-    df = df.withColumn(SNAPSHOT, t)
+    no_segments = F.create_map().cast("map<string,bigint>")
+    df = df.withColumns({SEGMENT_COUNTS: F.coalesce(F.col(SEGMENT_COUNTS), no_segments), SNAPSHOT: t})
     if with_label:
         df = df.join(churn_label(payments, snapshot), ID, "left").withColumn(
             LABEL, F.when(F.col("_paid"), 0).otherwise(1)
         )
     else:
         df = df.withColumn(LABEL, F.lit(None).cast("int"))
-    return df.select(
-        F.col(ID).cast("long").alias(ID),
-        SNAPSHOT,
-        *[F.col(c).cast("string" if c in CATEGORICAL else "double").alias(c) for c in FEATURES],
-        F.col(LABEL).cast("int").alias(LABEL),
-    )
+
+    def typed(c: str) -> Column:
+        kind = "string" if c in CATEGORICAL else "map<string,bigint>" if c in MAPS else "double"
+        return F.col(c).cast(kind).alias(c)
+
+    return df.select(F.col(ID), SNAPSHOT, *map(typed, FEATURES), F.col(LABEL).cast("int").alias(LABEL))

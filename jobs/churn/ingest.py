@@ -8,6 +8,9 @@ let the GX gate judge the batch (`jobs.common.gate`, generated from the same rul
 transaction replace the batch's rows in its raw table and its quarantine rows in `dqm.churn_rejects`.
 A blocked batch keeps its rejects (so people can see why) and loads nothing. Each batch is recorded in
 `dqm.churn_batches`; its id comes from (file, as-of date, sha256), so a retry replaces, never duplicates.
+Warning rules (values of an open vocabulary outside the known set, e.g. TPV_SEGMENT_DETAIL against
+CHURN_KNOWN_SEGMENTS) reject nothing: their share and most frequent values are logged as a WARNING and
+kept in the batch record (`gate.warning_rules`).
 
 Exit codes: 0 loaded, 3 a gate blocked at least one file, 2 bad input (missing file or columns), 1 error.
 """
@@ -26,8 +29,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from jobs.churn.sources import CORRUPT, Source, annotate, parse_rows, source_rules, sources
+from jobs.churn.sources import CORRUPT, IngestConfig, Source, annotate, parse_rows, source_rules, sources
 from jobs.common.gate import GateConfig, GateResult
+from jobs.common.rules import Rule
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,7 @@ class BatchOutcome:
     counts: dict[str, int] = field(default_factory=dict)
     rejects_by_rule: dict[str, int] = field(default_factory=dict)
     message: str = ""
+    warnings: dict[str, dict] = field(default_factory=dict)  # warning rule -> rows, share, top values
 
 
 def batch_id(source: str, as_of: date, sha256: str) -> str:
@@ -111,13 +116,16 @@ def gate_config(settings) -> GateConfig:
 
 
 def summarise(annotated, rules) -> tuple[dict[str, int], dict[str, int]]:
+    """Row counts, and the rows each rule flags (rejecting rules: rejects; warning rules: warned rows)."""
     from pyspark.sql import functions as F
+
+    from jobs.common.rules import flag
 
     row = annotated.agg(
         F.count(F.lit(1)).alias("read"),
         F.sum(F.col("is_rejected").cast("long")).alias("rejected"),
         F.sum((F.col("is_exact_duplicate") & ~F.col("is_rejected")).cast("long")).alias("duplicates"),
-        *[F.sum(F.array_contains("rule_codes", r.code).cast("long")).alias(r.code) for r in rules],
+        *[F.sum(flag(r).cast("long")).alias(r.code) for r in rules],
     ).first()
     read, rejected, duplicates = (int(row[k] or 0) for k in ("read", "rejected", "duplicates"))
     counts = {
@@ -174,6 +182,23 @@ def copy_in_slices(conn, table: str, df, rows: int) -> int:
     return written
 
 
+def warning_details(annotated, rules: list[Rule], by_rule: dict[str, int], gate: GateResult) -> dict:
+    """Per warning rule that fired: rows, observed share, its limit and the most frequent values."""
+    from jobs.common.rules import frequent_values
+
+    details = {}
+    for rule in (r for r in rules if not r.rejects and by_rule.get(r.code)):
+        check = gate.check(rule.code) or {}
+        details[rule.code] = {
+            "rows": by_rule[rule.code],
+            "share": check.get("share"),
+            "max_share": rule.max_share,
+            "passed": check.get("success"),
+            "top_values": [[value, n] for value, n in frequent_values(annotated, rule)],
+        }
+    return details
+
+
 def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, store) -> BatchOutcome:
     from dataclasses import replace
 
@@ -187,11 +212,13 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
     batch = batch_id(source.name, as_of, sha)
     _start_batch(conn, batch, source.name, as_of, path, sha)
     try:
-        rules = source_rules(source, as_of)
+        contract = IngestConfig.from_settings(settings.churn)
+        rules = source_rules(source, as_of, contract)
         with progress.step(f"{source.name}: read + rules") as facts:
-            parsed = parse_rows(read_source(spark, path, header), source)
+            parsed = parse_rows(read_source(spark, path, header), source, contract)
             annotated = annotate(parsed, source, rules).cache()
-            counts, by_rule = summarise(annotated, rules)
+            counts, flagged = summarise(annotated, rules)
+            by_rule = {code: n for code, n in flagged.items() if code in {r.code for r in rules if r.rejects}}
             facts.update(counts)
         with progress.step(f"{source.name}: GX gate") as facts:
             config = replace(gate_config(settings), expected_columns=tuple(f.raw for f in source.fields))
@@ -205,6 +232,13 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
                 prefix=f"churn/{source.name.lower()}/{as_of.isoformat()}/{batch}",
             )
             facts["passed"] = gate.passed
+            warnings = warning_details(annotated, rules, flagged, gate)
+        for code, w in warnings.items():
+            log.warning(
+                "%s: %s on %d of %d rows (share %.4f, limit %s): most frequent %s",
+                source.name, code, w["rows"], counts["read"], w["share"] or 0.0, w["max_share"],
+                ", ".join(f"{v!r} x{n}" for v, n in w["top_values"]),
+            )  # fmt: skip
         with progress.step(f"{source.name}: write") as facts:
             status = "loaded" if gate.passed else "blocked"
             with conn.transaction():
@@ -221,7 +255,7 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
                     if gate.passed
                     else 0
                 )
-                _finish_batch(conn, batch, status, counts, by_rule, gate)
+                _finish_batch(conn, batch, status, counts, by_rule, gate, warnings)
             facts.update(valid=valid, rejects=rejects)
         annotated.unpersist()
     except Exception as exc:
@@ -229,7 +263,7 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
         raise
     message = gate.message()
     log.info("%s: batch %s %s (%s)", source.name, batch, status, message)
-    return BatchOutcome(source.name, batch, status, counts, by_rule, message)
+    return BatchOutcome(source.name, batch, status, counts, by_rule, message, warnings)
 
 
 def _start_batch(conn, batch: str, source: str, as_of: date, path: Path, sha: str) -> None:
@@ -244,7 +278,9 @@ def _start_batch(conn, batch: str, source: str, as_of: date, path: Path, sha: st
     )
 
 
-def _finish_batch(conn, batch: str, status: str, counts: dict, by_rule: dict, gate: GateResult) -> None:
+def _finish_batch(
+    conn, batch: str, status: str, counts: dict, by_rule: dict, gate: GateResult, warnings: dict
+) -> None:
     conn.execute(
         """
         UPDATE dqm.churn_batches SET status = %s, rows_read = %s, rows_valid = %s, rows_rejected = %s,
@@ -259,7 +295,7 @@ def _finish_batch(conn, batch: str, status: str, counts: dict, by_rule: dict, ga
             counts["rejected"],
             counts["duplicates"],
             json.dumps(by_rule),
-            json.dumps(gate.summary()),
+            json.dumps({**gate.summary(), "warning_rules": warnings}),
             gate.results_uri,
             gate.docs_uri,
             gate.message(),
@@ -322,12 +358,21 @@ def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from jobs.common.config import ChurnSettings, describe_settings_error, load_settings
     from jobs.common.logs import setup_logging
 
     args = parse_args(argv)
     setup_logging()
+    settings = load_settings()
     try:
-        outcomes = run(args)
+        settings.churn  # noqa: B018  (checked before any Spark work: a wrong setting is one line, exit 2)
+    except ValidationError as err:
+        log.error("configuration error: %s", describe_settings_error(err, ChurnSettings))
+        return EXIT_BAD_INPUT
+    try:
+        outcomes = run(args, settings)
     except BadSourceFile as exc:
         log.error("bad input: %s", exc)
         return EXIT_BAD_INPUT

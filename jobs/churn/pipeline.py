@@ -68,13 +68,24 @@ def coded(col: str) -> str:
 def prepare(df: DataFrame, spec: TrainSpec) -> DataFrame:
     """Typed model input: id, features (and the label when present), with one meaning of "missing".
 
-    Numerics become doubles (unparsable strings -> null, imputed later); categoricals become strings with
-    null, NaN and blank -> ``__missing__``; the label becomes a 0/1 double (booleans and yes/no/true/false
-    strings are understood, anything else is null). The scorer replicates this in pandas.
+    A spec with `shares` first expands its map column into the share columns of ITS vocabulary
+    (`jobs.churn.features.expand_shares`; a table that already holds those columns and no map is taken as
+    it is). Numerics become doubles (unparsable strings -> null, imputed later); categoricals become
+    strings with null, NaN and blank -> ``__missing__``; the label becomes a 0/1 double (booleans and
+    yes/no/true/false strings are understood, anything else is null). The scorer replicates this in pandas.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.types import BooleanType, FractionalType, NumericType, StringType
 
+    from jobs.churn.features import expand_shares
+
+    if spec.shares is not None:
+        if not spec.shares.resolved:
+            raise ValueError(
+                f"the spec's shares of {spec.shares.column!r} have no vocabulary yet (train resolves it)"
+            )
+        if spec.shares.column in df.columns:
+            df = expand_shares(df, spec.shares)
     types = {f.name: f.dataType for f in df.schema.fields}
     missing = [c for c in (spec.id, *spec.features) if c not in types]
     if missing:

@@ -3,7 +3,10 @@
 ``python -m jobs.churn.promote [--version N] [--force]``
 
 The evaluation data is the challenger's own test split (its pinned feature version and snapshot, the
-split recomputed from its spec). Both models score it with their JVM-free scorers, so no Spark is needed.
+split recomputed from its spec), as the feature table holds it. Both models score it with their JVM-free
+scorers, so no Spark is needed; each derives its segment-share inputs from those same rows with ITS OWN
+vocabulary (`jobs.churn.features.with_shares`), so models with different vocabularies are compared on the
+same evaluation data.
 The decision, its reason and both scores are recorded as tags on the challenger version; the alias
 `production` moves only on promotion. Exit codes: 0 decided (promoted or kept), 2 bad input, 1 error.
 """
@@ -49,11 +52,14 @@ def evaluation_frame(ref, spec):
 
 
 def score(scorer, frame, label: str) -> float | None:
+    """ROC AUC of one model on the evaluation rows (its share columns derived with its vocabulary)."""
     from sklearn.metrics import roc_auc_score
 
+    from jobs.churn.features import with_shares
+
     try:
-        p = scorer.predict_proba(frame)
-    except KeyError as exc:  # the champion needs columns this data does not have
+        p = scorer.predict_proba(with_shares(frame, scorer.shares))
+    except (KeyError, ValueError) as exc:  # the champion needs columns this data does not have
         log.warning("cannot score the evaluation data: %s", exc)
         return None
     return float(roc_auc_score(frame[label].to_numpy().astype(int), np.asarray(p)))

@@ -31,7 +31,8 @@ def risk_band(probability, cuts: tuple[float, float]):
 
 
 def score_frame(pipeline_model, features, spec, snapshot: date, cuts: tuple[float, float]):
-    """customer id, snapshot, probability, risk band: pure."""
+    """customer id (its exact text), snapshot, probability, risk band: pure. `prepare` derives the share
+    columns with the MODEL's vocabulary (its logged spec)."""
     from pyspark.sql import functions as F
 
     from jobs.churn.pipeline import positive_probability, prepare
@@ -39,7 +40,7 @@ def score_frame(pipeline_model, features, spec, snapshot: date, cuts: tuple[floa
     predicted = pipeline_model.transform(prepare(features, spec))
     p = positive_probability(predicted)
     return predicted.select(
-        F.col(spec.id).cast("long").alias("customer_id"),
+        F.col(spec.id).cast("string").alias("customer_id"),
         F.lit(snapshot).alias("snapshot_date"),
         p.alias("probability"),
         risk_band(p, cuts).alias("risk_band"),
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         pipeline = PipelineModel.load(str(spark_pipeline_path(model_dir)))
         with progress.step("score") as facts:
             features, _ = read_with_spark(spark, path, feature_version, snapshot)
-            missing = [c for c in (spec.id, *spec.features, SNAPSHOT) if c not in features.columns]
+            missing = [c for c in (spec.id, *spec.table_columns(), SNAPSHOT) if c not in features.columns]
             if missing:
                 raise ValueError(f"the feature table lacks the model's columns {missing}")
             scores = score_frame(pipeline, features, spec, snapshot, settings.churn.band_cuts).toArrow()

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from jobs.churn.features import Shares
 from jobs.churn.pipeline import BLANK_CHARS, FEATURES_COL, MISSING_CATEGORY, coded, imputed, indexed, one_hot
 
 if TYPE_CHECKING:
@@ -68,6 +69,10 @@ def export_scorer(
     from pyspark.ml.classification import LogisticRegressionModel
     from pyspark.ml.feature import ImputerModel, OneHotEncoderModel, StringIndexerModel, VectorAssembler
 
+    if not spec.resolved:
+        raise ValueError(
+            "export the model with the spec it was trained with (TrainResult.spec: shares resolved)"
+        )
     stages = list(pipeline_model.stages)
     model = stages[-1]
     kind = _SPARK_CLASSES.get(type(model).__name__)
@@ -116,6 +121,8 @@ def export_scorer(
             "label": spec.label,
             "numeric": list(spec.numeric),
             "categorical": list(spec.categorical),
+            # how the share inputs derive from the feature table's map (None: the spec has no shares)
+            "shares": shares_description(spec.shares),
         },
         "missing_category": MISSING_CATEGORY,
         "blank_chars": BLANK_CHARS,
@@ -260,6 +267,26 @@ def _export_tree(root: Any, kind: str) -> dict[str, list]:
     }
 
 
+def shares_description(shares: Shares | None) -> dict[str, Any] | None:
+    if shares is None:
+        return None
+    return {
+        "column": shares.column,
+        "total": shares.total,
+        "top": shares.top,
+        "prefix": shares.prefix,
+        "suffix": shares.suffix,
+        "vocabulary": list(shares.vocabulary),
+    }
+
+
+def _shares_of(description: dict[str, Any] | None) -> Shares | None:
+    if not description:
+        return None
+    fields = {k: v for k, v in description.items() if k != "vocabulary"}
+    return Shares(**fields).with_vocabulary(description["vocabulary"])
+
+
 def save_scorer(description: dict[str, Any], folder: str | Path) -> Path:
     """Writes `scorer.json` into `folder` (plain JSON: floats round-trip exactly, no pickle)."""
     folder = Path(folder)
@@ -287,6 +314,9 @@ class ChurnScorer:
         self.numeric: tuple[str, ...] = tuple(spec["numeric"])
         self.categorical: tuple[str, ...] = tuple(spec["categorical"])
         self.features: tuple[str, ...] = self.numeric + self.categorical
+        # the share inputs of a model with a `shares` spec: callers holding feature-table rows expand the
+        # map with `jobs.churn.features.with_shares(frame, scorer.shares)` (the model's vocabulary)
+        self.shares: Shares | None = _shares_of(spec.get("shares"))
         self._missing = description["missing_category"]
         self._blank = description["blank_chars"]
         self._fill = np.array([description["numeric_fill"][c] for c in self.numeric], dtype=np.float64)

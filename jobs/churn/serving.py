@@ -3,7 +3,8 @@
 - `ModelService` finds the version holding an alias (`production`), downloads it once and scores with
   the JVM-free `ChurnScorer` (parity with Spark is proven at training time and by the tests).
 - `check_value` / `check_record` / `read_batch_csv` validate what people type or upload against the
-  feature module's contract (`jobs.churn.features.DOMAINS`): a value is accepted, or refused with a
+  feature module's contract (`jobs.churn.features.domain_of`, share columns included) and the source
+  contract's id rule (`customer_id` is opaque text, kept exactly): a value is accepted, or refused with a
   sentence that says why; nothing is dropped without a trace.
 - `risk_band` is the batch job's banding rule, in plain Python.
 
@@ -28,11 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.churn.features import DOMAINS, FEATURES, ID, Domain
+from jobs.churn import features as feature_module
+from jobs.churn.features import ID, Domain
+from jobs.churn.sources import id_problem
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from jobs.churn.features import Shares
     from jobs.churn.models import ModelRef
     from jobs.churn.scorer import ChurnScorer
 
@@ -42,7 +46,6 @@ MAX_TEXT = 200  # characters in a category value
 MAX_BATCH_ROWS = 100_000  # beyond this, the Spark batch job is the right tool
 MAX_ERRORS_LISTED = 1_000
 _NUMBER_RE = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
-_ID_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _GENERIC = Domain(nullable=True)  # a spec column the feature module does not know: any finite number
 
@@ -66,11 +69,18 @@ def risk_band(probability: float, cuts: tuple[float, float]) -> str:
 
 
 def domain_of(column: str) -> Domain:
-    return DOMAINS.get(column, _GENERIC)
+    return feature_module.domain_of(column) or _GENERIC
 
 
-def describe(column: str) -> str:
-    return FEATURES.get(column, column)
+def describe(column: str, shares: Shares | None = None) -> str:
+    return feature_module.describe(column, shares)
+
+
+def check_customer_id(value: Any) -> tuple[str | None, str | None]:
+    """(the id, None) or (None, why): trimmed text, as the source files' id rule (ids are opaque)."""
+    text = "" if value is None else str(value).strip()
+    problem = id_problem(text)
+    return (None, f"{ID} {problem}") if problem else (text, None)
 
 
 def _blank(value: Any) -> bool:
@@ -209,7 +219,7 @@ def read_batch_csv(
     errors: list[RowError] = []
     rejected: list[int] = []
     records: list[dict[str, Any]] = []
-    first_line_of: dict[int, int] = {}
+    first_line_of: dict[str, int] = {}
     lines = 0
     while True:
         line = reader.line_num + 1
@@ -244,11 +254,11 @@ def read_batch_csv(
             clean, by_column = check_record(raw, numeric, categorical)
             row_errors += [RowError(line, c, _show(raw[c]), m) for c, m in by_column.items()]
             if has_id:
-                text = raw[ID].strip()
-                if not _ID_RE.match(text):
-                    row_errors.append(RowError(line, ID, _show(raw[ID]), f"{ID} must be a whole number"))
+                customer, problem = check_customer_id(raw[ID])
+                if problem:
+                    row_errors.append(RowError(line, ID, _show(raw[ID]), problem))
                 else:
-                    customer = int(text)
+                    text = customer
                     if customer in first_line_of:
                         message = f"duplicate {ID} (first on line {first_line_of[customer]})"
                         row_errors.append(RowError(line, ID, text, message))
@@ -264,6 +274,8 @@ def read_batch_csv(
         raise BatchFileError("the file has a header but no customer rows")
     columns = ["line", *([ID] if has_id else []), *features]
     rows = pd.DataFrame.from_records(records, columns=columns)
+    if has_id:
+        rows[ID] = rows[ID].astype(object)  # the exact text: "000123" stays "000123"
     for column in numeric:
         rows[column] = rows[column].astype("float64")
     unseen = {}
@@ -431,34 +443,48 @@ def quiet_mlflow_client() -> None:
 
 @dataclass(frozen=True)
 class CustomerSnapshot:
-    customer_id: int
+    customer_id: str
     snapshot_date: Any
     table_version: int
     features: dict[str, Any]
 
 
 def customer_snapshot(
-    path: str | Path, customer_id: int, features: tuple[str, ...]
+    path: str | Path, customer_id: str, features: tuple[str, ...], shares: Shares | None = None
 ) -> CustomerSnapshot | None:
-    """The customer's row in the latest snapshot that has them, from THE feature table (no Spark)."""
+    """The customer's row in the latest snapshot that has them, from THE feature table (no Spark); with
+    a model's `shares`, its share inputs derived from the row's segment map with ITS vocabulary."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
-    from jobs.churn.features import SNAPSHOT
+    from jobs.churn.features import SNAPSHOT, with_shares
     from jobs.churn.snapshots import open_version
 
     table = open_version(path)
-    columns = [ID, SNAPSHOT, *[c for c in features if c in table.schema().to_arrow().names]]
-    rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=ds.field(ID) == customer_id)
+    names = table.schema().to_arrow().names
+    wanted = [*features, *((shares.column, shares.total) if shares is not None else ())]
+    columns = [ID, SNAPSHOT, *dict.fromkeys(c for c in wanted if c in names)]
+    rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=ds.field(ID) == str(customer_id))
     if rows.num_rows == 0:
         return None
-    latest = rows.filter(pc.equal(rows[SNAPSHOT], pc.max(rows[SNAPSHOT]))).slice(0, 1).to_pylist()[0]
-    return CustomerSnapshot(
-        customer_id, latest[SNAPSHOT], table.version(), {c: latest.get(c) for c in features}
-    )
+    latest = rows.filter(pc.equal(rows[SNAPSHOT], pc.max(rows[SNAPSHOT]))).slice(0, 1).to_pandas()
+    if shares is not None and shares.column in latest.columns:
+        latest = with_shares(latest, shares)
+    row = latest.iloc[0]
+    values = {c: _plain(row[c]) if c in latest.columns else None for c in features}
+    return CustomerSnapshot(str(customer_id), row[SNAPSHOT], table.version(), values)
 
 
-def batch_scores_of(conn, customer_id: int, limit: int = 5) -> list[dict[str, Any]]:
+def _plain(value: Any) -> Any:
+    """A pandas cell as a plain Python value (NaN and NA as None)."""
+    import pandas as pd
+
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def batch_scores_of(conn, customer_id: str, limit: int = 5) -> list[dict[str, Any]]:
     """The customer's latest rows in prod.churn_scores (what the Spark batch job wrote), newest first."""
     with conn.cursor() as cur:
         cur.execute(

@@ -11,6 +11,7 @@ in a new table version. The version used is recorded with every model (`dataset/
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
 
 FEATURE_TABLE = "churn_features"
 
@@ -57,12 +60,42 @@ def write_snapshot(
         raise ValueError(f"every row must have {column} = {snapshot_date}, found {dates}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if DeltaTable.is_deltatable(str(path)):
-        write_deltalake(
-            str(path), table, mode="overwrite", predicate=f"{column} = '{snapshot_date.isoformat()}'"
-        )
+        current = pa.schema(DeltaTable(str(path)).schema().to_arrow())
+        if _same_columns(current, table.schema):
+            write_deltalake(
+                str(path), table, mode="overwrite", predicate=f"{column} = '{snapshot_date.isoformat()}'"
+            )
+        else:
+            # the feature module changed its columns (an upgrade): the new version holds this snapshot
+            # only, in the new schema; earlier versions keep the old rows for the models trained on them
+            dropped = sorted(
+                str(d)
+                for d in pc.unique(
+                    DeltaTable(str(path)).to_pyarrow_table(columns=[column])[column]
+                ).to_pylist()
+                if d != snapshot_date
+            )
+            log.warning(
+                "%s has other columns than the feature module now writes (%s): the new version holds "
+                "snapshot %s only in the new schema; snapshot(s) %s stay readable in earlier versions",
+                path, _schema_change(current, table.schema), snapshot_date, dropped or "none",
+            )  # fmt: skip
+            write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
     else:
         write_deltalake(str(path), table, mode="overwrite")
     return SnapshotRef(str(path), DeltaTable(str(path)).version(), snapshot_date)
+
+
+def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
+    return [(f.name, str(f.type)) for f in a] == [(f.name, str(f.type)) for f in b]
+
+
+def _schema_change(old: pa.Schema, new: pa.Schema) -> str:
+    before = {f.name: str(f.type) for f in old}
+    after = {f.name: str(f.type) for f in new}
+    parts = [f"-{c}" for c in before if c not in after] + [f"+{c}" for c in after if c not in before]
+    parts += [f"{c}: {before[c]} -> {after[c]}" for c in before if c in after and before[c] != after[c]]
+    return ", ".join(parts) or "column order"
 
 
 def open_version(path: str | Path, version: int | None = None):

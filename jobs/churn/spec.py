@@ -2,15 +2,23 @@
 
 The trainer is driven by this spec only, so any customer feature table trains, not only ours. A spec is a
 small YAML file (see `jobs/churn/specs/`); `load_spec` checks it completely before any Spark work starts.
+
+Optional key `shares` (generic, see `jobs.churn.features.Shares`): a map column (key -> count) becomes one
+numeric share column per top key of the TRAINING data plus an "other" column. The trainer resolves the
+vocabulary; the resolved spec (vocabulary and derived columns, which are then part of `numeric`) is what
+is logged with the model, so batch scoring, the app, promotion and drift use the model's own set.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from jobs.churn.features import Shares
 
 MODEL_KINDS = ("logistic_regression", "random_forest", "gbt")
 METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1")
@@ -66,13 +74,45 @@ class TrainSpec:
     selection_metric: str = "roc_auc"  # computed on the validation split only
     # Decision threshold: "f1" = the one maximising F1 on validation; or a fixed probability.
     threshold: str | float = "f1"
+    shares: Shares | None = None  # resolved: its derived columns are the last ones of `numeric`
 
     @property
     def features(self) -> tuple[str, ...]:
+        """The model's inputs (share columns included once resolved)."""
         return self.numeric + self.categorical
 
+    @property
+    def derived(self) -> tuple[str, ...]:
+        """The numeric columns the model derives from `shares` (empty before the vocabulary is known)."""
+        return tuple(self.shares.columns) if self.shares is not None and self.shares.resolved else ()
+
+    @property
+    def base_numeric(self) -> tuple[str, ...]:
+        """The numeric columns a table must hold (the derived ones come from the map)."""
+        return tuple(c for c in self.numeric if c not in self.derived)
+
+    @property
+    def resolved(self) -> bool:
+        return self.shares is None or self.shares.resolved
+
+    def table_columns(self) -> tuple[str, ...]:
+        """The feature columns a table must hold to train or be scored (map and total of `shares`)."""
+        extra = () if self.shares is None else (self.shares.column, self.shares.total)
+        return tuple(dict.fromkeys((*self.base_numeric, *self.categorical, *extra)))
+
     def required_columns(self) -> tuple[str, ...]:
-        return (self.id, self.label, *self.features)
+        return (self.id, self.label, *self.table_columns())
+
+    def with_vocabulary(self, keys: list[str] | tuple[str, ...]) -> TrainSpec:
+        """This spec with the `shares` vocabulary resolved: the derived columns join `numeric`."""
+        from dataclasses import replace
+
+        if self.shares is None:
+            return self
+        shares = self.shares.with_vocabulary(keys)
+        numeric = (*self.base_numeric, *shares.columns)
+        _check_roles(self.id, self.label, numeric, self.categorical, shares, self.name)
+        return replace(self, numeric=numeric, shares=shares)
 
 
 def load_spec(path: str | Path) -> TrainSpec:
@@ -108,6 +148,7 @@ def parse_spec(raw: dict[str, Any], source: str = "spec") -> TrainSpec:
         "split",
         "selection_metric",
         "threshold",
+        "shares",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -117,10 +158,11 @@ def parse_spec(raw: dict[str, Any], source: str = "spec") -> TrainSpec:
     columns = [need("id", str), need("label", str), *numeric, *categorical]
     if not all(isinstance(c, str) and c for c in columns):
         raise SpecError(f"{source}: column names must be non-empty strings: {columns}")
-    repeated = sorted({c for c in columns if columns.count(c) > 1})
-    if repeated:
-        raise SpecError(f"{source}: a column may play one role only, repeated: {repeated}")
-    if not numeric and not categorical:
+    shares = _parse_shares(raw.get("shares"), source)
+    if shares is not None and shares.resolved:
+        numeric = (*numeric, *shares.columns)
+    _check_roles(raw["id"], raw["label"], numeric, categorical, shares, source)
+    if not numeric and not categorical and shares is None:
         raise SpecError(f"{source}: no feature columns")
 
     models = need("models", dict)
@@ -170,7 +212,70 @@ def parse_spec(raw: dict[str, Any], source: str = "spec") -> TrainSpec:
         split=split,
         selection_metric=metric,
         threshold=threshold,
+        shares=shares,
     )
+
+
+_NAME_PART = re.compile(r"^[A-Za-z0-9_]*$")
+
+
+def _parse_shares(raw: Any, source: str) -> Shares | None:
+    if raw is None:
+        return None
+    where = f"{source}: shares"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where} must be a mapping (column, total, top, prefix[, suffix])")
+    known = {"column", "total", "top", "prefix", "suffix", "vocabulary", "columns"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise SpecError(f"{where}: unknown keys {unknown} (known: {sorted(known)})")
+    for key in ("column", "total", "prefix"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise SpecError(f"{where}: {key!r} must be a non-empty string, got {raw.get(key)!r}")
+    top = raw.get("top")
+    if not isinstance(top, int) or isinstance(top, bool) or not 1 <= top <= 100:
+        raise SpecError(f"{where}: 'top' must be a whole number from 1 to 100, got {top!r}")
+    suffix = raw.get("suffix", "")
+    for key, value in (("prefix", raw["prefix"]), ("suffix", suffix)):
+        if not isinstance(value, str) or not _NAME_PART.match(value):
+            raise SpecError(f"{where}: {key!r} may hold letters, digits and _ only, got {value!r}")
+    shares = Shares(raw["column"], raw["total"], top, raw["prefix"], suffix)
+    vocabulary = raw.get("vocabulary")
+    if vocabulary is None:
+        if "columns" in raw:
+            raise SpecError(f"{where}: 'columns' without a 'vocabulary'")
+        return shares
+    if not isinstance(vocabulary, list) or not all(isinstance(k, str) for k in vocabulary):
+        raise SpecError(f"{where}: 'vocabulary' must be a list of strings, got {vocabulary!r}")
+    try:
+        shares = shares.with_vocabulary(vocabulary)
+    except ValueError as exc:
+        raise SpecError(f"{where}: {exc}") from exc
+    if "columns" in raw and list(raw["columns"]) != list(shares.columns):
+        raise SpecError(
+            f"{where}: 'columns' {raw['columns']} do not follow from the vocabulary ({list(shares.columns)})"
+        )
+    return shares
+
+
+def _check_roles(
+    id_: str,
+    label: str,
+    numeric: tuple[str, ...],
+    categorical: tuple[str, ...],
+    shares: Shares | None,
+    source: str,
+) -> None:
+    columns = [id_, label, *numeric, *categorical]
+    if shares is not None:
+        columns.append(shares.column)
+        if shares.total in (id_, label, *categorical):
+            raise SpecError(
+                f"{source}: shares.total {shares.total!r} must be a count, not the id, label or a category"
+            )
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise SpecError(f"{source}: a column may play one role only, repeated: {repeated}")
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -186,7 +291,7 @@ def spec_to_dict(spec: TrainSpec) -> dict[str, Any]:
         "name": spec.name,
         "id": spec.id,
         "label": spec.label,
-        "numeric": list(spec.numeric),
+        "numeric": list(spec.base_numeric),
         "categorical": list(spec.categorical),
         "models": {c.kind: {k: list(v) for k, v in c.grid.items()} for c in spec.candidates},
         "split": {
@@ -197,4 +302,19 @@ def spec_to_dict(spec: TrainSpec) -> dict[str, Any]:
         },
         "selection_metric": spec.selection_metric,
         "threshold": spec.threshold,
+        **({"shares": _shares_to_dict(spec.shares)} if spec.shares is not None else {}),
     }
+
+
+def _shares_to_dict(shares: Shares) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "column": shares.column,
+        "total": shares.total,
+        "top": shares.top,
+        "prefix": shares.prefix,
+        "suffix": shares.suffix,
+    }
+    if shares.resolved:
+        out["vocabulary"] = list(shares.vocabulary)
+        out["columns"] = list(shares.columns)  # for the reader; checked against the vocabulary on load
+    return out

@@ -4,7 +4,9 @@
 
 The spec (`jobs.churn.spec`) names the id, label, numeric and categorical columns and the candidate
 grids, so any customer feature table trains: a Delta table (a pinned version, ours by default), or a
-Parquet/CSV file. Steps: deterministic split by a hash of the id (train / validation / test); every grid
+Parquet/CSV file. Steps: deterministic split by a hash of the id (train / validation / test); a spec with
+`shares` gets its vocabulary from the train split only (the top keys of its map column, ties by name),
+and that resolved spec is the model's (logged as `dataset/spec.json`); every grid
 point is fitted on train and judged on validation (`search` never sees the test rows); the decision
 threshold is chosen on validation; the test split is scored once. The best pipeline is exported to the
 JVM-free scorer (parity checked on the test rows), logged to MLflow with metrics, plots, `dataset/` and
@@ -76,6 +78,25 @@ def check_table(df: DataFrame, spec: TrainSpec) -> None:
     missing = [c for c in spec.required_columns() if c not in df.columns]
     if missing:
         raise TrainingDataError(f"the feature table misses the spec's columns {missing} (has {df.columns})")
+
+
+def resolve_vocabulary(df: DataFrame, spec: TrainSpec) -> TrainSpec:
+    """The spec with its `shares` vocabulary taken from the TRAIN split (labelled rows) of `df`: the
+    validation and test rows never influence it. Always re-resolved: a vocabulary in the spec file (a
+    model's logged spec) belongs to that model, not to this training data."""
+    from dataclasses import replace
+
+    from pyspark.sql import functions as F
+
+    from jobs.churn.features import top_keys
+
+    if spec.shares is None:
+        return spec
+    spec = replace(spec, numeric=spec.base_numeric, shares=replace(spec.shares, vocabulary=None))
+    train = df.filter((split_column(spec) == "train") & F.col(spec.label).isNotNull())
+    keys = top_keys(train, spec.shares)
+    log.info("vocabulary of %s (top %d of the train split): %s", spec.shares.column, spec.shares.top, keys)
+    return spec.with_vocabulary(keys)
 
 
 def labelled(df: DataFrame, spec: TrainSpec) -> DataFrame:
@@ -166,15 +187,18 @@ class TrainResult:
     test_scores: pd.DataFrame
     counts: dict[str, int]
     test_rows: DataFrame = field(repr=False, default=None)  # prepared test split, for the parity check
+    spec: TrainSpec | None = None  # the spec the model was trained with (`shares` vocabulary resolved)
 
 
 def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
-    """Split, search on train/validation, then score the test split exactly once."""
+    """Split, resolve the shares vocabulary on train, search on train/validation, then score the test
+    split exactly once. `TrainResult.spec` is the resolved spec: export and log the model with it."""
     from pyspark.sql import functions as F
 
     from jobs.churn.evaluation import metrics
 
     check_table(df, spec)
+    spec = resolve_vocabulary(df, spec)
     data = labelled(df, spec).withColumn(SPLIT, split_column(spec)).cache()
     counts = {r[SPLIT]: int(r["count"]) for r in data.groupBy(SPLIT).count().collect()}
     for part in ("train", "validation", "test"):
@@ -190,7 +214,7 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
     test = data.filter(F.col(SPLIT) == "test").drop(SPLIT)
     test_scores = scored(result.best.model, test, spec)  # the one and only use of the test rows
     test_metrics = metrics(test_scores[spec.label].to_numpy(), test_scores["p"].to_numpy(), result.threshold)
-    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test)
+    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test, spec)
 
 
 # --- entrypoint: read the table, train, log to MLflow, register ---------------------------------------
@@ -270,6 +294,11 @@ def log_run(result: TrainResult, spec: TrainSpec, dataset: dict, settings, spark
                 "grid_points": len(result.search.trials),
                 "numeric_features": len(spec.numeric),
                 "categorical_features": len(spec.categorical),
+                **(
+                    {"shares_vocabulary": ",".join(spec.shares.vocabulary)[:500]}
+                    if spec.shares is not None
+                    else {}
+                ),
             }
         )
         mlflow.log_metrics({k: v for k, v in result.test_metrics.items() if k != "rows"})
@@ -410,7 +439,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         example = predicted.select(*test.columns, positive_probability(predicted).alias("_spark_p")).limit(
             10_000
         )
-        logged = log_run(result, spec, dataset, settings, example)
+        logged = log_run(result, result.spec, dataset, settings, example)
         facts.update(version=logged["version"], parity=f"{logged['parity']:.1e}")
     return {
         **logged,

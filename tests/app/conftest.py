@@ -69,9 +69,8 @@ def served(mlflow_server, pg, spark, tmp_path_factory):
     from jobs.churn.generate import ChurnGenConfig, generate, write
     from jobs.common.config import load_settings
     from jobs.common.postgres import connect
-    from jobs.crypto_events.generate import build_extract, config_from_settings, land_extract
     from tests.conftest import CRYPTO_TABLES
-    from tests.integration.helpers import run_job
+    from tests.integration.helpers import run_job, simulate
 
     root = tmp_path_factory.mktemp("app")
     env = {
@@ -99,9 +98,7 @@ def served(mlflow_server, pg, spark, tmp_path_factory):
         drifted = drift.run(drift.parse_args(["--date", DRIFT_DAY]), settings)
         with connect(pg) as conn:
             conn.execute(f"TRUNCATE {', '.join(CRYPTO_TABLES)}")
-            land_extract(
-                conn, build_extract(config_from_settings(settings.crypto, events_per_day=300), CRYPTO_DAY)
-            )
+            simulate(conn, settings, CRYPTO_DAY, events_per_day=300)
         crypto = run_job(settings, CRYPTO_DAY)
         settings.churn, settings.mlflow  # noqa: B018 (read while the environment holds this fixture's values)
         served = {

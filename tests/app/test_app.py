@@ -43,9 +43,13 @@ def button(at, label: str):
 
 
 def feature_rows(served, n: int) -> pd.DataFrame:
+    """Rows of the feature table with the served model's share columns (derived with its vocabulary)."""
+    from jobs.churn.features import with_shares
+    from jobs.churn.serving import ModelService
     from jobs.churn.snapshots import read_with_arrow, table_path
 
-    return read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas().head(n)
+    rows = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas().head(n)
+    return with_shares(rows, ModelService(served["tracking_uri"], MODEL).load().scorer.shares)
 
 
 # --- pages ---------------------------------------------------------------------------------------------
@@ -111,7 +115,7 @@ def test_a_customer_loaded_from_the_feature_table_scores_as_the_spark_batch_job(
 def test_wrong_and_missing_inputs_are_refused_with_one_message_each(served):
     at = page("pages/1_Score.py", **served["env"])
     at.number_input(key="in_pay_count_6m").set_value(-3)
-    at.number_input(key="in_share_p2p_6m").set_value(1.7)
+    at.number_input(key="in_share_seg_instore_6m").set_value(1.7)  # a share of the model's vocabulary
     at.number_input(key="in_pay_count_3m").set_value(None)
     at.number_input(key="in_age").set_value(None)  # allowed: unknown age is imputed
     button(at, "Score").click()
@@ -120,7 +124,7 @@ def test_wrong_and_missing_inputs_are_refused_with_one_message_each(served):
     errors = texts(at.error)
     assert "3 inputs to fix before scoring" in errors
     assert "pay_count_6m must be a whole number >= 0, got -3" in errors
-    assert "share_p2p_6m must be a number from 0 to 1, got 1.7" in errors
+    assert "share_seg_instore_6m must be a number from 0 to 1, got 1.7" in errors
     assert "pay_count_3m is required" in errors
     assert "age" not in errors
     assert "last_score" not in at.session_state

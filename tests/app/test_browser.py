@@ -99,11 +99,13 @@ def test_score_a_customer_in_the_browser(served, app_url, browser):
 
 
 def test_upload_a_batch_in_the_browser_and_download_every_row(served, app_url, browser, tmp_path):
+    from jobs.churn.features import with_shares
     from jobs.churn.serving import ModelService
     from jobs.churn.snapshots import read_with_arrow, table_path
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
-    features = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
+    table = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
+    features = with_shares(table, scorer.shares)  # the model's share columns, from the segment map
     good = features[["customer_id", *scorer.features]].head(20)
     bad = good.head(2).astype(object).assign(customer_id=[8_000_001, 8_000_002], age=["7", "old"])
     upload = tmp_path / "customers.csv"
@@ -116,7 +118,7 @@ def test_upload_a_batch_in_the_browser_and_download_every_row(served, app_url, b
     page.screenshot(path=str(SHOTS / "app_batch.png"))
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name=re.compile("Download the results")).click()
-    results = pd.read_csv(download.value.path())
+    results = pd.read_csv(download.value.path(), dtype={"customer_id": str})  # ids are text
     assert len(results) == 22 and list(results["status"]).count("rejected") == 2
     rejected = results[results["status"] == "rejected"]
     assert "age must be a whole number from 14 to 120, got 7" in rejected["problems"].iloc[0]

@@ -25,8 +25,10 @@ def source_frames() -> dict[str, pd.DataFrame]:
     tables, truth, _ = generate(ChurnGenConfig(customers=400, snapshot=T, seed=11))
     frames = as_raw_frames(tables)
     au = frames["ACTIVE_USER"]
-    # some logins already on/after T: they must be ignored, whatever their value
+    # some logins and last purchases already on/after T: they must be ignored, whatever their value
     au.loc[au.index[:20], "last_login_mp_date_1"] = T + timedelta(days=3)
+    market = frames["MARKETPLACE_DATA"]
+    market.loc[market.index[:20], "recency_ml"] = T
     frames["_truth"] = pd.DataFrame(truth)
     return frames
 
@@ -60,14 +62,16 @@ def test_features_ignore_everything_on_or_after_t(spark, source_frames):
     future = pay["fecha"] >= T
     assert future.sum() > 100
     pay.loc[future, "spent"] = pay.loc[future, "spent"] * 10 + 1
-    pay.loc[future, "tpv_segment_detail"] = "QR"
-    pay.loc[future, "cus_cust_id_sel"] = 7
+    pay.loc[future, "tpv_segment_detail"] = "Never Seen Before"
+    pay.loc[future, "cus_cust_id_sel"] = "SELLER_7"
     pay = pay.drop(pay[future].index[::2])  # delete half of the future payments
     extra = pay.head(50).assign(fecha=T + timedelta(days=10), spent=999.0)
-    newcomer = pay.head(1).assign(fecha=T, cus_cust_id_buy=9_999_999)  # a customer who first pays at T
+    newcomer = pay.head(1).assign(fecha=T, cus_cust_id_buy="9999999")  # a customer who first pays at T
     mutated["PAYMENTS"] = pd.concat([pay, extra, newcomer], ignore_index=True)
     au = mutated["ACTIVE_USER"]
     au.loc[au.index[:20], "last_login_mp_date_1"] = T + timedelta(days=40)
+    market = mutated["MARKETPLACE_DATA"]
+    market.loc[market.index[:20], "recency_ml"] = T + timedelta(days=25)
     after = _features(spark, mutated)
     columns = [ID, "snapshot_date", *FEATURES]
     pd.testing.assert_frame_equal(before[columns], after[columns])
@@ -85,9 +89,14 @@ def test_label_ignores_everything_before_t(spark, source_frames):
     mutated["DINERO_CUENTA"]["plata_cuenta_1"] = 0.0
     mutated["DEMOGRAFICOS"]["age"] = 99
     mutated["ACTIVE_USER"]["mau_mp_1"] = 0
+    mutated["DINERO_CUENTA"]["inversion"] = "Pending"
+    mutated["MARKETPLACE_DATA"]["recency_ml"] = T - timedelta(days=100)
+    pay = mutated["PAYMENTS"]
+    pay.loc[pay["fecha"] < T, "tpv_segment_detail"] = "Kiosco"
     after = _features(spark, mutated)
     assert (before[ID].to_numpy() == after[ID].to_numpy()).all()
     assert (before[LABEL].to_numpy() == after[LABEL].to_numpy()).all()
+    assert not before["segment_counts_6m"].equals(after["segment_counts_6m"])
     assert not np.allclose(before["pay_sum_6m"], after["pay_sum_6m"])  # features did see the change
 
 
@@ -96,23 +105,29 @@ def test_hand_computed_payment_features(spark):
         {
             "fecha": [date(2026, 3, 1), date(2026, 6, 15), date(2026, 8, 31), date(2026, 8, 1), date(2026, 9, 1),
                       date(2026, 2, 28)],
-            "cus_cust_id_sel": [1, 2, 2, 3, 4, 5],
-            "cus_cust_id_buy": [10, 10, 10, 10, 10, 10],
+            "cus_cust_id_sel": ["SELLER_1", "SELLER_2", "SELLER_2", "SELLER_3", "SELLER_4", "SELLER_5"],
+            "cus_cust_id_buy": ["10"] * 6,
             "spent": [10.0, 20.0, 30.0, 40.0, 1000.0, 500.0],
-            "tpv_segment_detail": ["QR", "P2P", "QR", "ONLINE", "QR", "QR"],
+            "tpv_segment_detail": ["Instore", "transfers", " INSTORE", "Kiosco", "Instore", "Instore"],
             "descuento": [0.0, 2.0, 0.0, 0.0, 0.0, 0.0],
         }
     )  # fmt: skip
-    au = pd.DataFrame({"cus_cust_id_buy": [10, 20], "mau_mp_1": [1, 0], "mau_ml_1": [0, 1], "mau_ml_2": [0, 0],
+    au = pd.DataFrame({"cus_cust_id_buy": ["10", "20"], "mau_mp_1": [31, 0], "mau_ml_1": [0, 4], "mau_ml_2": [2, 0],
                        "last_login_mp_date_1": [date(2026, 8, 21), date(2026, 9, 2)]})  # fmt: skip
-    demo = pd.DataFrame({"cus_cust_id_buy": [10, 20], "age": [30, 40], "gender": ["F", None],
+    demo = pd.DataFrame({"cus_cust_id_buy": ["10", "20"], "age": [30, 40], "gender": ["F", None],
                          "card_type": ["debit", "none"], "city": ["Salta", "Cordoba"]})  # fmt: skip
     money = pd.DataFrame(
-        {"cus_cust_id_buy": [10], "plata_cuenta_1": [100.0], "plata_cuenta_2": [60.0], "inversion": [1]}
+        {
+            "cus_cust_id_buy": ["10"],
+            "plata_cuenta_1": [100.0],
+            "plata_cuenta_2": [60.0],
+            "inversion": ["Elegible"],
+        }
     )
     market = pd.DataFrame(
-        {"cus_cust_id_buy": [20], "spent_ml": [5.0], "recency_ml": [3], "frequency_ml": [2]}
-    )
+        {"cus_cust_id_buy": ["10", "20"], "spent_ml": [7.0, 5.0], "recency_ml": [date(2026, 8, 29), date(2026, 9, 1)],
+         "frequency_ml": [1, 2]}
+    )  # fmt: skip
     frames = {
         "PAYMENTS": pays,
         "ACTIVE_USER": au,
@@ -121,7 +136,7 @@ def test_hand_computed_payment_features(spark):
         "MARKETPLACE_DATA": market,
     }
     out = _features(spark, frames).set_index(ID)
-    a, b = out.loc[10], out.loc[20]
+    a, b = out.loc["10"], out.loc["20"]
     # 2026-02-28 is before T - 6 months (2026-03-01) and 2026-09-01 is T: both outside the window
     assert a["pay_count_6m"] == 4 and a["pay_sum_6m"] == 100.0
     assert a["pay_count_3m"] == 3 and a["pay_count_1m"] == 2 and a["pay_sum_1m"] == 70.0
@@ -130,14 +145,76 @@ def test_hand_computed_payment_features(spark):
     # months k = -6, -3, -1, -1 -> sum(k + 3.5) / 17.5
     assert a["pay_count_trend_6m"] == pytest.approx((-2.5 + 0.5 + 2.5 + 2.5) / 17.5)
     assert a["pay_count_ratio_3m"] == pytest.approx(3 / 2)
-    assert a["discount_share_6m"] == 0.25 and a["share_qr_6m"] == 0.5 and a["distinct_sellers_6m"] == 3
-    assert a["days_since_last_login"] == 11 and a["balance_change"] == 40.0 and a["has_investment"] == 1
+    assert a["discount_share_6m"] == 0.25 and a["distinct_sellers_6m"] == 3
+    # segments as data: trimmed and lower-cased, counted per segment, whatever the segment is
+    assert a["segment_counts_6m"] == {"instore": 2, "kiosco": 1, "transfers": 1}
+    assert (a["mau_mp_1"], a["mau_ml_1"], a["mau_ml_2"]) == (31, 0, 2)  # counts, as the files give them
+    assert (
+        a["days_since_last_login"] == 11
+        and a["balance_change"] == 40.0
+        and a["investment_state"] == "Elegible"
+    )
+    assert a["recency_ml"] == 3 and a["spent_ml"] == 7.0  # the last purchase was 3 days before T
     assert a[LABEL] == 0  # paid on T
-    # customer 20: no payments at all, login after T ignored, no balances
+    # customer 20: no payments at all, login and last purchase on/after T ignored, no balances
     assert b["pay_count_6m"] == 0 and b["days_since_last_payment"] == 185 and b[LABEL] == 1
-    assert pd.isna(b["days_since_last_login"]) and pd.isna(b["balance_1"]) and pd.isna(b["gender"])
-    assert b["spent_ml"] == 5.0
+    assert b["segment_counts_6m"] == {}
+    assert pd.isna(b["days_since_last_login"]) and pd.isna(b["recency_ml"]) and pd.isna(b["balance_1"])
+    assert pd.isna(b["gender"]) and pd.isna(b["investment_state"]) and b["spent_ml"] == 5.0
     assert len(out) == 2  # customer base: known before T only
+
+
+def test_segment_shares_use_the_models_vocabulary_and_unseen_segments_are_other(spark):
+    """Spark (training, batch scoring) and pandas (app, promotion) forms give the same shares."""
+    from pyspark.sql import functions as F
+
+    from jobs.churn.features import Shares, expand_shares, expand_shares_frame, top_keys, with_shares
+    from jobs.churn.pipeline import prepare
+    from jobs.churn.spec import load_spec
+
+    schema = "customer_id string, pay_count_6m double, segment_counts_6m map<string,bigint>"
+    training = spark.createDataFrame(
+        [("a", 4.0, {"instore": 3, "kiosco": 1}), ("b", 2.0, {"transfers": 1, "kiosco": 1}),
+         ("c", 3.0, {"transfers": 2, "top-ups": 1})],
+        schema,
+    )  # fmt: skip
+    shares = Shares("segment_counts_6m", "pay_count_6m", 3, "share_seg_", "_6m")
+    # counts: instore 3, transfers 3, kiosco 2, top-ups 1: the top 3, the tie instore/transfers by name
+    vocabulary = top_keys(training, shares)
+    assert vocabulary == ["instore", "transfers", "kiosco"]
+    shares = shares.with_vocabulary(vocabulary)
+    # at scoring time: a segment the model never saw ("bizum") and one outside its top 3 count as other
+    scoring = spark.createDataFrame(
+        [("x", 5.0, {"instore": 1, "bizum": 3, "top-ups": 1}), ("y", 0.0, {}), ("z", 2.0, None),
+         ("w", 3.0, {"kiosco": 3})],
+        schema,
+    )  # fmt: skip
+    columns = list(shares.columns)
+    assert columns == [
+        "share_seg_instore_6m",
+        "share_seg_transfers_6m",
+        "share_seg_kiosco_6m",
+        "share_seg_other_6m",
+    ]
+    spark_rows = {r[ID]: tuple(r[c] for c in columns) for r in expand_shares(scoring, shares).collect()}
+    assert spark_rows == {
+        "x": (0.2, 0.0, 0.0, 0.8),
+        "y": (0.0, 0.0, 0.0, 0.0),  # no payments: no shares
+        "z": (0.0, 0.0, 0.0, 1.0),  # payments without a segment map: all other
+        "w": (0.0, 0.0, 1.0, 0.0),
+    }
+    # the pandas form, on rows as Spark (dicts) and as Arrow (lists of pairs) hand them over
+    for frame in (scoring.toPandas(), scoring.toArrow().to_pandas()):
+        got = expand_shares_frame(frame, shares).set_index(ID)[columns]
+        assert {i: tuple(row) for i, row in got.iterrows()} == spark_rows
+        assert with_shares(frame, None) is frame  # a model without shares takes the rows as they are
+    # and pipeline.prepare (training, batch scoring) derives exactly these columns
+    spec = load_spec("churn.yaml")
+    base = {c: F.lit(1.0) for c in spec.base_numeric if c != "pay_count_6m"}
+    base.update({c: F.lit("x") for c in spec.categorical})
+    spec = spec.with_vocabulary(vocabulary)  # the model's vocabulary (at most its top 5: here 3)
+    prepared = prepare(scoring.withColumns({**base, "churned": F.lit(0)}), spec)
+    assert {r[ID]: tuple(r[c] for c in columns) for r in prepared.collect()} == spark_rows
 
 
 def test_scoring_snapshot_has_no_label(spark, source_frames):

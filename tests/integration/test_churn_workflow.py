@@ -171,6 +171,7 @@ def test_batch_scores_match_the_jvm_free_model_and_replace_on_rerun(env, lifecyc
     import mlflow
 
     from jobs.churn import score_batch
+    from jobs.churn.features import with_shares
     from jobs.churn.snapshots import read_with_arrow
     from jobs.common.postgres import connect
 
@@ -207,7 +208,11 @@ def test_batch_scores_match_the_jvm_free_model_and_replace_on_rerun(env, lifecyc
     features = read_with_arrow(env["feature_ref"].path, env["feature_ref"].version, T).to_pandas()
     features = features.sort_values("customer_id").reset_index(drop=True)
     model = mlflow.pyfunc.load_model("models:/churn_model@production")  # the JVM-free pyfunc
-    jvm_free = model.predict(features)["probability"].to_numpy()
+    # its segment-share inputs come from the table's map with the model's vocabulary, as in the app
+    shares = model.unwrap_python_model().scorer.shares
+    assert shares is not None and len(shares.vocabulary) == 5
+    jvm_free = model.predict(with_shares(features, shares))["probability"].to_numpy()
+    assert rows["customer_id"].tolist() == features["customer_id"].tolist()  # the same text ids
     assert np.max(np.abs(jvm_free - rows["probability"].to_numpy())) <= 1e-6
 
 
@@ -222,11 +227,15 @@ def test_model_selection_never_reads_the_test_split(env, spark):
     df, _ = read_with_spark(spark, env["feature_ref"].path, env["feature_ref"].version, T)
     clean = train_model(df, spec)
     is_test = split_column(spec) == "test"
+    poison = F.create_map(F.lit("poison"), F.lit(10**6).cast("bigint"))  # would top any vocabulary
     poisoned = df.withColumns(
         {"churned": F.when(is_test, 1 - F.col("churned")).otherwise(F.col("churned")),
-         "pay_count_6m": F.when(is_test, F.lit(-1.0e6)).otherwise(F.col("pay_count_6m"))}
+         "pay_count_6m": F.when(is_test, F.lit(-1.0e6)).otherwise(F.col("pay_count_6m")),
+         "segment_counts_6m": F.when(is_test, poison).otherwise(F.col("segment_counts_6m"))}
     )  # fmt: skip
     dirty = train_model(poisoned, spec)
+    # the segment vocabulary comes from the train split only
+    assert dirty.spec == clean.spec and "poison" not in clean.spec.shares.vocabulary
     assert (dirty.search.best.kind, dirty.search.best.params) == (
         clean.search.best.kind,
         clean.search.best.params,
@@ -324,14 +333,19 @@ def test_batch_scoring_runs_under_spark_submit(env, lifecycle, pg):
 # --- drift monitor (Evidently 0.7; moto's S3 server stands in for MinIO) ---------------------------------
 
 
-def _features_parquet(spark, path: Path, seed: int, drift: float, customers: int = 2000) -> Path:
+def _features_parquet(spark, path: Path, seed: int, drift: float, customers: int = 4000) -> Path:
+    # 4,000 customers a side: with 2,000 the sampling noise of one segment share (33 columns compared) came
+    # within reach of the 0.1 threshold between two samples of one population
+    import pyarrow.parquet as pq
+
     from jobs.churn.features import build_features
     from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
 
     tables, _, _ = generate(ChurnGenConfig(customers=customers, snapshot=T, seed=seed, drift=drift))
     frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
-    build_features(*(frames[n] for n in ("PAYMENTS", "ACTIVE_USER", "DEMOGRAFICOS", "DINERO_CUENTA", "MARKETPLACE_DATA")),
-                   T).toPandas().to_parquet(path)  # fmt: skip
+    features = build_features(*(frames[n] for n in ("PAYMENTS", "ACTIVE_USER", "DEMOGRAFICOS", "DINERO_CUENTA",
+                                                    "MARKETPLACE_DATA")), T)  # fmt: skip
+    pq.write_table(features.toArrow(), path)  # Arrow keeps the segment map a map
     return path
 
 
