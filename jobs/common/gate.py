@@ -153,12 +153,15 @@ def run_gate(
                 result_format={"result_format": "SUMMARY"},
             )
         )
+        cached_by_caller = df.is_cached
         try:
             outcome = checkpoint.run(batch_parameters={"dataframe": df})
         finally:
             # GX persists the batch's DataFrame and never releases it: a later batch with the same plan (the
-            # same file path re-read in this session after the file changed) would be served the old rows
-            df.unpersist()
+            # same file path re-read in this session after the file changed) would be served the old rows.
+            # A cache the caller made is the caller's: releasing it would recompute every later step.
+            if not cached_by_caller:
+                df.unpersist()
         validation_result = next(iter(outcome.run_results.values()))
         result = _judge(validation_result.to_json_dict())
         result.results_uri = store.put_bytes(

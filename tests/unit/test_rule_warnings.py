@@ -86,3 +86,23 @@ def test_the_gate_passes_with_the_warning_and_records_the_observed_share(judged,
     )
     assert result.check("AMOUNT_NEGATIVE")["share"] == pytest.approx(1 / 6)
     assert result.message() == "gate passed (warnings: COLOUR_UNKNOWN)"
+
+
+def test_the_gate_releases_only_the_cache_gx_made(judged, settings):
+    """GX persists the frame it validates and never releases it; the gate does. A frame the caller cached
+    stays cached: releasing it would recompute every later step of the job from its sources."""
+    from jobs.common.objectstore import open_store
+
+    df, rules = judged
+    config = GateConfig(("amount", "colour"), 1, 0.5, 0.5, frozenset({"schema"}))
+    kwargs = {
+        "suite_name": "cache_test",
+        "store": open_store(settings.object_store),
+        "bucket": "ge-artifacts",
+    }
+    run_gate(df, rules, config, prefix="tests/cache/a", **kwargs)
+    assert not df.is_cached
+    mine = df.cache()
+    run_gate(mine, rules, config, prefix="tests/cache/b", **kwargs)
+    assert mine.is_cached
+    mine.unpersist()
