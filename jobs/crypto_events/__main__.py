@@ -144,29 +144,35 @@ def _plan(conn, opts: Options, crypto) -> Plan:
     )
 
 
-def land(conn, spark, run_id: str, plan: Plan, date_formats) -> object:
-    """The run's landing snapshot, in one REPEATABLE READ transaction: the distinct date texts, their
-    placement (Spark, the rules' own parse: few rows, one per distinct text), the copy of the rows."""
+def place_texts(conn, spark, plan: Plan, date_formats) -> tuple[list[str], list[str]]:
+    """The source's distinct date texts that mean a day of the window, and those that fit no window: an index
+    walk, then THE parse of the rules on Spark (few rows: one per distinct text)."""
     from pyspark.sql import functions as F
 
     from jobs.crypto_events import source, transform
 
+    texts = source.distinct_date_texts(conn, plan.table)
+    frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
+    placed = transform.place_dates(frame, date_formats, plan.window, plan.bounds)
+    wanted = placed.where(F.col("placement") != transform.ELSEWHERE).select("purchase_date", "placement")
+    by_placement: dict[str, list[str]] = {transform.WINDOW: [], transform.UNPLACED: []}
+    for row in wanted.collect():
+        by_placement[row["placement"]].append(row["purchase_date"])
+    log.info(
+        "%d distinct date texts in %s: %d in the window, %d fit no window",
+        len(texts), plan.source, len(by_placement[transform.WINDOW]), len(by_placement[transform.UNPLACED]),
+    )  # fmt: skip
+    return by_placement[transform.WINDOW], by_placement[transform.UNPLACED]
+
+
+def land(conn, spark, run_id: str, plan: Plan, date_formats):
+    """The run's landing snapshot, in one REPEATABLE READ transaction: the texts placed, the rows copied."""
+    from jobs.crypto_events import source
+
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        texts = source.distinct_date_texts(conn, plan.table)
-        frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
-        placed = transform.place_dates(frame, date_formats, plan.window, plan.bounds)
-        wanted = placed.where(F.col("placement") != transform.ELSEWHERE).select("purchase_date", "placement")
-        by_placement: dict[str, list[str]] = {transform.WINDOW: [], transform.UNPLACED: []}
-        for row in wanted.collect():
-            by_placement[row["placement"]].append(row["purchase_date"])
-        log.info(
-            "%d distinct date texts in %s: %d in the window, %d fit no window",
-            len(texts), plan.source, len(by_placement[transform.WINDOW]), len(by_placement[transform.UNPLACED]),
-        )  # fmt: skip
-        return source.land_snapshot(
-            conn, run_id, plan.table, by_placement[transform.WINDOW], by_placement[transform.UNPLACED]
-        )
+        window_texts, unplaced_texts = place_texts(conn, spark, plan, date_formats)
+        return source.land_snapshot(conn, run_id, plan.table, window_texts, unplaced_texts)
 
 
 def run(opts: Options, settings=None) -> RunOutcome:
