@@ -14,6 +14,7 @@ import pytest
 
 from jobs.common.config import CryptoSettings, load_settings
 from jobs.common.postgres import apply_init_ddl
+from tests.integration.helpers import SIX as SIX_COLUMNS
 from tests.integration.helpers import SOURCE, insert_rows, prod_content, prod_rows, reference_prices, run_job
 
 pytestmark = pytest.mark.integration
@@ -112,12 +113,19 @@ def test_the_tasks_table_as_it_is_run_after_run(task_table, task_settings, spark
     insert_rows(
         db, [("MEXICO", 400000, "6/1/2023", "BTC", 20050, 2), ("MEXICO", 400001, "6/13/2023", "BTC", 1, 1)]
     )
-    before = prod_rows(db)
+    before, first_active = prod_rows(db), _active(db)
     out = run_job(settings, JAN(6))
     c = out.counts
     assert (c["rows_inserted"], c["rows_updated"], c["rows_deactivated"], c["rows_unplaced"]) == (1, 1, 1, 1)
+    expected = {k: v for k, v in first_active.items() if k != ("MEXICO", 143159, JAN(3), "BTC")}
+    expected[("ARGENTINA", 116821, JAN(2), "ETH")] = (
+        Decimal("1400.00000000"), Decimal("0.5000000000"), Decimal("700.00000000"),
+    )  # fmt: skip
+    expected[("MEXICO", 400000, JAN(6), "BTC")] = (
+        Decimal("20050.00000000"), Decimal("2.0000000000"), Decimal("40100.00000000"),
+    )  # fmt: skip
+    assert _active(db) == expected  # exactly: edited in place, deleted, added
     after = prod_rows(db)
-    assert after[("ARGENTINA", 116821, JAN(2), "ETH")]["purchase_value"] == Decimal("700.00000000")
     assert not after[("MEXICO", 143159, JAN(3), "BTC")]["is_active"]
     for key in [k for k in before if k[2] == JAN(1)]:  # 1 January left the window: untouched
         assert after[key] == before[key]
@@ -219,3 +227,89 @@ def test_a_source_without_the_tasks_columns_is_a_clear_error(db, pg, settings):
             run_job(settings, date(2026, 11, 20))
     finally:
         db.execute(f"ALTER TABLE {SOURCE} RENAME COLUMN units TO purchase_units")
+
+
+def test_init_ddl_upgrades_a_first_release_database_in_place(pg, spark, tmp_path):
+    """Extracts kept under another name, the upstream table given its name back, the quarantine re-keyed by
+    run, prod and the run history untouched; and the job runs on the upgraded database."""
+    import shutil
+    from pathlib import Path
+
+    from psycopg import sql
+
+    from jobs.common.config import PostgresSettings
+    from jobs.common.postgres import INIT_DDL_DIR, connect
+
+    scratch = pg.model_copy(update={"db": f"{pg.db}_crypto_upgrade"})
+    with connect(pg, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch.db)))
+    old = tmp_path / "old_ddl"
+    old.mkdir()
+    for name in ("00_roles.sql", "01_schemas.sql", "90_grants.sql"):
+        shutil.copy(INIT_DDL_DIR / name, old / name)
+    shutil.copy(Path(__file__).parent / "sql" / "10_crypto_first_release.sql", old / "10_crypto.sql")
+    apply_init_ddl(scratch, old)
+    run = "00000000-0000-4000-8000-000000000001"
+    with connect(scratch) as conn:
+        conn.execute(
+            "INSERT INTO raw.bt_crypto_transaction_history (extract_date, source_row, site_id, user_id, "
+            "purchase_date, crypto_type, purchase_price, purchase_units, batch_id, source, row_hash) "
+            "VALUES ('2026-11-18', 1, 'MLA', '7', '2026-11-18', 'BTC', '60000', '1', 'b', 'generator', 'h')"
+        )
+        conn.execute(
+            "INSERT INTO dqm.dq_runs (run_id, pipeline, logical_date, window_start, window_end, status, rows_read, "
+            "rows_valid, rows_rejected, duplicates_collapsed) "
+            "VALUES (%s, 'crypto_events', '2026-11-18', '2026-11-14', '2026-11-18', 'merged', 2, 1, 1, 0)",
+            (run,),
+        )
+        conn.execute(
+            "INSERT INTO dqm.bt_crypto_events_rejects (logical_date, source_row, run_id, rule_codes, reason, "
+            "raw_user_id, row_hash) VALUES ('2026-11-18', 2, %s, '{USER_ID_INVALID}', 'r', 'abc', 'h2')",
+            (run,),
+        )
+        conn.execute(
+            "INSERT INTO prod.bt_crypto_events VALUES ('MLA', 7, '2026-11-18', 'BTC', 60000, 1, 60000, TRUE, "
+            "'2026-11-18 09:00+00', '2026-11-18 09:00+00', NULL, %s)",
+            (run,),
+        )
+        prod_before = prod_rows(conn)
+
+    apply_init_ddl(scratch)  # the new DDL, as every start applies it
+    apply_init_ddl(scratch)  # and again: nothing changes the second time
+
+    with connect(scratch) as conn:
+        assert conn.execute("SELECT source_row, user_id FROM raw.bt_crypto_extracts_v1").fetchall() == [
+            (1, "7")
+        ]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw' "
+                "AND table_name = 'bt_crypto_transaction_history' ORDER BY ordinal_position"
+            ).fetchall()
+        ]
+        assert columns == [*SIX_COLUMNS, "inserted_at", "updated_at"]
+        assert conn.execute(
+            "SELECT landing_row, scope, rule_codes, raw_user_id FROM dqm.bt_crypto_events_rejects WHERE run_id = %s",
+            (run,),
+        ).fetchall() == [(2, "window", ["USER_ID_INVALID"], "abc")]
+        (key,) = conn.execute(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'bt_crypto_events_rejects_pkey'"
+        ).fetchone()
+        assert key == "PRIMARY KEY (run_id, landing_row)"
+        assert conn.execute(
+            "SELECT status, rows_read, source FROM dqm.dq_runs WHERE run_id = %s", (run,)
+        ).fetchone() == ("merged", 2, None)
+        assert prod_rows(conn) == prod_before
+        insert_rows(conn, [("MLA", "8", "19/11/2026", "BTC", "60000", "2")])
+        reference_prices(conn, date(2026, 11, 15), date(2026, 11, 19))
+
+    settings = load_settings()
+    settings.postgres = PostgresSettings(db=scratch.db, embedded="never")
+    out = run_job(settings, date(2026, 11, 19))
+    assert (out.status, out.counts["rows_inserted"], out.counts["rows_unchanged"]) == ("merged", 1, 0)
+    with connect(scratch) as conn:
+        after = prod_rows(conn)
+    assert after[("MLA", 7, date(2026, 11, 18), "BTC")]["is_active"] is False  # gone upstream: deactivated
+    assert after[("MLA", 8, date(2026, 11, 19), "BTC")]["purchase_value"] == Decimal("120000.00000000")
