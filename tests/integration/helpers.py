@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from jobs.crypto_events.__main__ import Options, run
 from jobs.crypto_events.generate import GeneratorConfig, advance, config_from_settings
@@ -61,3 +62,27 @@ def simulate(conn, settings, d: date, **overrides) -> GeneratorConfig:
     cfg = config_from_settings(settings.crypto, **overrides)
     advance(conn, cfg, d)
     return cfg
+
+
+def database_of_an_older_version(pg, tmp_path: Path, name: str, frozen: dict[str, str]):
+    """A scratch database built by an older init DDL: the current roles, schemas and grants, and for each
+    `frozen` entry (init file name -> file under tests/integration/sql/) that version's DDL. Returns its
+    settings; apply the current DDL to it to test the upgrade."""
+    import shutil
+
+    from psycopg import sql
+
+    from jobs.common.postgres import INIT_DDL_DIR, apply_init_ddl, connect
+
+    scratch = pg.model_copy(update={"db": f"{pg.db}_{name}"})
+    with connect(pg, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch.db)))
+    old = tmp_path / f"{name}_ddl"
+    old.mkdir()
+    for init in ("00_roles.sql", "01_schemas.sql", "90_grants.sql"):
+        shutil.copy(INIT_DDL_DIR / init, old / init)
+    for init, fixture in frozen.items():
+        shutil.copy(Path(__file__).parent / "sql" / fixture, old / init)
+    apply_init_ddl(scratch, old)
+    return scratch

@@ -442,22 +442,14 @@ def test_build_features_after_blocked_or_failed_batches_says_which_why_and_where
 
 
 def test_init_ddl_upgrades_a_database_of_the_previous_version_in_place(pg, tmp_path):
-    import shutil
-
     from psycopg import sql
 
-    from jobs.common.postgres import INIT_DDL_DIR, apply_init_ddl, connect
+    from jobs.common.postgres import apply_init_ddl, connect
+    from tests.integration.helpers import database_of_an_older_version
 
-    scratch = pg.model_copy(update={"db": f"{pg.db}_ddl_upgrade"})
-    with connect(pg, dbname="postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch.db)))
-    old = tmp_path / "old_ddl"
-    old.mkdir()
-    for name in ("00_roles.sql", "01_schemas.sql", "90_grants.sql"):
-        shutil.copy(INIT_DDL_DIR / name, old / name)
-    shutil.copy(Path(__file__).parent / "sql" / "20_churn_before_text_ids.sql", old / "20_churn.sql")
-    apply_init_ddl(scratch, old)
+    scratch = database_of_an_older_version(
+        pg, tmp_path, "ddl_upgrade", {"20_churn.sql": "20_churn_before_text_ids.sql"}
+    )
     batch, scores = "11111111-1111-4111-8111-111111111111", "2025-03-01"
     with connect(scratch) as conn:
         conn.execute(

@@ -232,24 +232,15 @@ def test_a_source_without_the_tasks_columns_is_a_clear_error(db, pg, settings):
 def test_init_ddl_upgrades_a_first_release_database_in_place(pg, spark, tmp_path):
     """Extracts kept under another name, the upstream table given its name back, the quarantine re-keyed by
     run, prod and the run history untouched; and the job runs on the upgraded database."""
-    import shutil
-    from pathlib import Path
-
     from psycopg import sql
 
     from jobs.common.config import PostgresSettings
-    from jobs.common.postgres import INIT_DDL_DIR, connect
+    from jobs.common.postgres import connect
+    from tests.integration.helpers import database_of_an_older_version
 
-    scratch = pg.model_copy(update={"db": f"{pg.db}_crypto_upgrade"})
-    with connect(pg, dbname="postgres") as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch.db)))
-    old = tmp_path / "old_ddl"
-    old.mkdir()
-    for name in ("00_roles.sql", "01_schemas.sql", "90_grants.sql"):
-        shutil.copy(INIT_DDL_DIR / name, old / name)
-    shutil.copy(Path(__file__).parent / "sql" / "10_crypto_first_release.sql", old / "10_crypto.sql")
-    apply_init_ddl(scratch, old)
+    scratch = database_of_an_older_version(
+        pg, tmp_path, "crypto_upgrade", {"10_crypto.sql": "10_crypto_first_release.sql"}
+    )
     run = "00000000-0000-4000-8000-000000000001"
     with connect(scratch) as conn:
         conn.execute(
@@ -313,3 +304,5 @@ def test_init_ddl_upgrades_a_first_release_database_in_place(pg, spark, tmp_path
         after = prod_rows(conn)
     assert after[("MLA", 7, date(2026, 11, 18), "BTC")]["is_active"] is False  # gone upstream: deactivated
     assert after[("MLA", 8, date(2026, 11, 19), "BTC")]["purchase_value"] == Decimal("120000.00000000")
+    with connect(pg, dbname="postgres") as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
