@@ -20,9 +20,13 @@ import sys
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+if TYPE_CHECKING:
+    from jobs.crypto_events.source import Landed, SourceTable
 
 log = logging.getLogger("jobs.crypto_events")
 
@@ -103,7 +107,7 @@ class Plan:
     window: tuple[date, date]
     bounds: tuple[date, date]
     source: str
-    table: object | None  # source.SourceTable, None when reproducing
+    table: SourceTable | None  # None when reproducing
 
 
 def _plan(conn, opts: Options, crypto) -> Plan:
@@ -165,7 +169,7 @@ def place_texts(conn, spark, plan: Plan, date_formats) -> tuple[list[str], list[
     return by_placement[transform.WINDOW], by_placement[transform.UNPLACED]
 
 
-def land(conn, spark, run_id: str, plan: Plan, date_formats):
+def land(conn, spark, run_id: str, plan: Plan, date_formats) -> Landed:
     """The run's landing snapshot, in one REPEATABLE READ transaction: the texts placed, the rows copied."""
     from jobs.crypto_events import source
 
