@@ -146,7 +146,8 @@ class CryptoSettings(_Section):
     gen_seed: int = 42
     gen_events_per_day: int = Field(2000, ge=1)
     gen_defect_share: float = Field(0.05, ge=0.0, le=0.9)
-    gen_history_days: int = Field(5, ge=0, le=3660)  # days before the first window a new upstream starts with
+    # days of history before the first window a new simulated upstream starts with (backfills need them)
+    gen_history_days: int = Field(30, ge=0, le=3660)
 
     _split = field_validator("date_formats", "known_sites", "known_cryptos", "gate_critical", mode="before")(
         _split_csv

@@ -127,7 +127,7 @@ class GeneratorConfig:
     edit_share: float = 0.03  # per event and later day
     delete_share: float = 0.01
     restore_share: float = 0.25  # of the deleted events, per later day
-    history_days: int = 5  # days before the first window a new upstream starts with
+    history_days: int = 30  # days before the first window a new upstream starts with
 
     def renderings(self) -> list[tuple[object, bool]]:
         """(format, padded) pairs upstream writes dates in: the first format unpadded most often."""

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -285,6 +285,11 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     assert {k.rsplit("/", 1)[1] for k in keys} >= {"report.html", "summary.json"}
 
 
+def _days_ago(days: int) -> date:
+    """A recent logical date: a backfill inside the simulated upstream's history (CRYPTO_GEN_HISTORY_DAYS)."""
+    return date.today() - timedelta(days=days)
+
+
 def _run_with_outage(stack, day: date, outage) -> tuple[str, dict]:
     """Triggers a crypto run, calls `outage()` once its Spark task runs, waits for the run to finish."""
     from infrastructure.control import CRYPTO, logical_datetime
@@ -306,7 +311,7 @@ def test_a_postgres_restart_during_a_run_is_retried_and_the_run_succeeds(stack):
         time.sleep(30)  # the validate job reads raw and writes staging through JDBC within this window
         stack["pg"].start()
 
-    state, tasks = _run_with_outage(stack, date(2026, 11, 19), outage)
+    state, tasks = _run_with_outage(stack, _days_ago(2), outage)
     print(f"\nafter the PostgreSQL outage: {tasks}\n{_stack_cli(stack['env'], 'ps').stdout}")
     assert state == "success", tasks
     assert max(tries for _, tries in tasks.values()) >= 2, tasks  # some task failed on the outage and retried
@@ -318,11 +323,12 @@ def test_a_redis_restart_during_a_run_and_celery_resumes(stack):
         time.sleep(10)
         stack["redis"].start()
 
-    state, tasks = _run_with_outage(stack, date(2026, 11, 18), outage)
+    day = _days_ago(3)
+    state, tasks = _run_with_outage(stack, day, outage)
     print(f"\nafter the Redis restart: {tasks}\n{_stack_cli(stack['env'], 'ps').stdout}")
     assert state == "success", tasks
     with _db(stack) as conn:
         statuses = [
-            r[0] for r in conn.execute("SELECT status FROM dqm.dq_runs WHERE logical_date = '2026-11-18'")
+            r[0] for r in conn.execute("SELECT status FROM dqm.dq_runs WHERE logical_date = %s", (day,))
         ]
     assert "merged" in statuses
