@@ -11,6 +11,7 @@ import sys
 
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 
 from tests.app.conftest import MODEL, ROOT, pyfunc_probability
 from tests.browser import SHOTS, chromium, open_page, page_on_failure
@@ -95,7 +96,10 @@ def test_score_a_customer_in_the_browser(served, app_url, browser):
     page.get_by_text(re.compile("pay_count_6m must be a whole number (>=|≥) 0, got -2")).wait_for(
         timeout=60_000
     )
-    assert page.get_by_text(PROBABILITY).count() == 0
+    # Streamlit keeps the last answer on screen, faded, until the rerun ends: the error can show before
+    # the old caption is gone, so wait for the page to settle instead of asserting at that instant
+    expect(page.get_by_text(PROBABILITY)).to_have_count(0, timeout=30_000)
+    assert page.get_by_text(re.compile("pay_count_6m must be a whole number")).count() == 1
 
 
 def test_upload_a_batch_in_the_browser_and_download_every_row(served, app_url, browser, tmp_path):
