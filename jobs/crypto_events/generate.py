@@ -101,6 +101,7 @@ DEFECT_CLASSES = (
     R.UNITS_INVALID,
     R.UNITS_NON_POSITIVE,
     R.NUMERIC_OVERFLOW,
+    R.NUMERIC_UNDERFLOW,
     R.DUPLICATE_CONFLICT,
     EXACT_DUPLICATE,
 )
@@ -326,7 +327,7 @@ def _defects(cfg: GeneratorConfig, base: _Day) -> tuple[dict[int, tuple[RawRow, 
         elif defect == R.CRYPTO_MISSING:
             row[3] = pick([None, "", " "])
         elif defect == R.CRYPTO_UNKNOWN:
-            row[3] = pick(["DOGEX", "ＢＴＣ", "BTC\x07", "ETH;--", 'B"TC'])
+            row[3] = pick(["DOGEX", "ＢＴＣ", "B\x07TC", "ETH;--", 'B"TC'])
         elif defect == R.PRICE_INVALID:
             row[4] = pick([None, "", "NaN", "Infinity", "-inf", "abc", "1,234.5", "0x1F"])
         elif defect == R.PRICE_NON_POSITIVE:
@@ -345,11 +346,25 @@ def _defects(cfg: GeneratorConfig, base: _Day) -> tuple[dict[int, tuple[RawRow, 
                 row[5] = "1e15"
             else:
                 row[4] = "1e13"
+        elif defect == R.NUMERIC_UNDERFLOW:  # positive, but 0 at the target scale: never a 0 in prod
+            row[5] = pick(["1e-11", "0.00000000001", "0.000000000049"])
         elif defect == R.DUPLICATE_CONFLICT:
             copies.append(((site, user, day_text, crypto, f"{float(price) * 1.01:.6f}", units), defect))
         elif defect == EXACT_DUPLICATE:
             copies.append(
-                ((f" {site.lower()} ", user, day_text, crypto.lower(), f"{float(price):.8f}", units), defect)
+                (
+                    (
+                        pick(
+                            [f" {site.lower()} ", f"{site}\n", f"\u00a0{site}\r\n"]
+                        ),  # white space is no value
+                        pick([user, f"{user}\n", f"\t{user}"]),
+                        pick([day_text, f"{day_text}\n", f"{day_text}\r"]),
+                        crypto.lower(),
+                        pick([f"{float(price):.8f}", f"{price}\n"]),
+                        pick([units, f" {units}\u2003"]),
+                    ),
+                    defect,
+                )
             )
             defect = None  # the original is a clean row; its copy collapses into it
         replaced[i] = (tuple(row), defect)  # type: ignore[assignment]

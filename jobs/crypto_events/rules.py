@@ -38,9 +38,11 @@ CRYPTO_UNKNOWN = "CRYPTO_UNKNOWN"
 PRICE_INVALID = "PRICE_INVALID"
 PRICE_NON_POSITIVE = "PRICE_NON_POSITIVE"
 PRICE_IMPLAUSIBLE = "PRICE_IMPLAUSIBLE"
+PRICE_NO_REFERENCE = "PRICE_NO_REFERENCE"
 UNITS_INVALID = "UNITS_INVALID"
 UNITS_NON_POSITIVE = "UNITS_NON_POSITIVE"
 NUMERIC_OVERFLOW = "NUMERIC_OVERFLOW"
+NUMERIC_UNDERFLOW = "NUMERIC_UNDERFLOW"
 DUPLICATE_CONFLICT = "DUPLICATE_CONFLICT"
 
 
@@ -60,15 +62,23 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
 
     c = F.col
 
-    # `*_is_int` / `*_is_number`: the text matched INT_PATTERN / NUMBER_PATTERN (computed once, in parse_rows)
+    # `*_is_int` / `*_is_number`: the text matched INT_PATTERN / NUMBER_PATTERN; `*_sign`: the sign the text
+    # writes (exact, whatever its size); all computed once, in parse_rows
     price_ok = c("price_is_number") & c("t_purchase_price").isNotNull()
     units_ok = c("units_is_number") & c("t_purchase_units").isNotNull()
+    both_positive = (c("t_purchase_price") > 0) & (c("t_purchase_units") > 0)
     overflow = (
         (c("user_is_int") & c("t_user_id").isNull())
-        | (c("price_is_number") & c("t_purchase_price").isNull())
-        | (c("units_is_number") & c("t_purchase_units").isNull())
-        | (price_ok & units_ok & c("t_purchase_value").isNull())
+        | ((c("price_sign") > 0) & c("t_purchase_price").isNull())
+        | ((c("units_sign") > 0) & c("t_purchase_units").isNull())
+        | (price_ok & units_ok & both_positive & c("t_purchase_value").isNull())
     )
+    underflow = (
+        ((c("price_sign") > 0) & (c("t_purchase_price") == 0))
+        | ((c("units_sign") > 0) & (c("t_purchase_units") == 0))
+        | (both_positive & (c("t_purchase_value") == 0))
+    )
+    in_window = c("p_purchase_date").between(F.lit(ctx.window_start), F.lit(ctx.window_end))
     low, high = 1.0 / ctx.price_tolerance, ctx.price_tolerance
     ratio = c("t_purchase_price") / c("reference_price")
 
@@ -126,23 +136,40 @@ def crypto_rules(ctx: RuleContext) -> list[Rule]:
             "purchase_price is missing or not a finite number",
             lambda: c("n_purchase_price").isNull() | ~c("price_is_number"),
         ),
-        Rule(PRICE_NON_POSITIVE, "purchase_price is not positive", lambda: c("t_purchase_price") <= 0),
+        Rule(PRICE_NON_POSITIVE, "purchase_price is not positive", lambda: c("price_sign") <= 0),
         Rule(
             PRICE_IMPLAUSIBLE,
             f"purchase_price is more than {ctx.price_tolerance:g}x away from that day's reference price",
             lambda: (c("t_purchase_price") > 0) & ((ratio > high) | (ratio < low)),
         ),
         Rule(
+            PRICE_NO_REFERENCE,
+            "raw.crypto_reference_prices has no price for this crypto on this day: the price cannot be checked "
+            "for plausibility (load the day's reference prices, then run the date again)",
+            lambda: (
+                (c("t_purchase_price") > 0)
+                & in_window
+                & c("n_crypto_type").isin(list(ctx.known_cryptos))
+                & c("reference_price").isNull()
+            ),
+        ),
+        Rule(
             UNITS_INVALID,
             "purchase_units is missing or not a finite number",
             lambda: c("n_purchase_units").isNull() | ~c("units_is_number"),
         ),
-        Rule(UNITS_NON_POSITIVE, "purchase_units is not positive", lambda: c("t_purchase_units") <= 0),
+        Rule(UNITS_NON_POSITIVE, "purchase_units is not positive", lambda: c("units_sign") <= 0),
         Rule(
             NUMERIC_OVERFLOW,
             "a number does not fit its target type (user_id BIGINT, price NUMERIC(20,8), "
             "units NUMERIC(24,10), value NUMERIC(24,8))",
             lambda: overflow,
+        ),
+        Rule(
+            NUMERIC_UNDERFLOW,
+            "a positive number is too small for its target scale and would be stored as 0 (price below "
+            "0.000000005, units below 0.00000000005, or a purchase_value below 0.000000005)",
+            lambda: underflow,
         ),
         Rule(
             DUPLICATE_CONFLICT,

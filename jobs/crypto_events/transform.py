@@ -18,13 +18,7 @@ from pyspark.sql.types import DecimalType
 
 from jobs.common.dates import parse_date_column
 from jobs.common.rules import Rule, codes_column, reasons_column, rule_flags
-from jobs.crypto_events.rules import (
-    INT_PATTERN,
-    NUMBER_PATTERN,
-    PRICE_TYPE,
-    UNITS_TYPE,
-    VALUE_TYPE,
-)
+from jobs.crypto_events.rules import INT_PATTERN, NUMBER_PATTERN, PRICE_TYPE, UNITS_TYPE, VALUE_TYPE
 
 RAW_COLUMNS = ("site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units")
 KEY_COLUMNS = ("site_id", "user_id", "purchase_date", "crypto_type")
@@ -35,10 +29,15 @@ _PARSE_SCALE = DecimalType(38, 18)
 WINDOW, UNPLACED, ELSEWHERE = "window", "unplaced", "elsewhere"
 
 
+# Unicode white space (Z*, and the ASCII ones), control (Cc) and format characters (Cf: BOM, zero-width space)
+_EDGE = r"[\s\p{Z}\p{Cc}\p{Cf}]+"
+
+
 def normalised_text(col: Column) -> Column:
-    """The one normalisation of a raw value: trimmed, blank as NULL."""
-    trimmed = F.trim(col)
-    return F.when(trimmed == "", None).otherwise(trimmed)
+    """The one normalisation of every raw value: white space and control characters stripped at both ends
+    (a trailing newline or a no-break space is not part of a value), blank as NULL."""
+    stripped = F.regexp_replace(col, f"^{_EDGE}|{_EDGE}$", "")
+    return F.when(stripped == "", None).otherwise(stripped)
 
 
 def normalise(raw: DataFrame) -> DataFrame:
@@ -74,10 +73,35 @@ def place_dates(
     )
 
 
+# a number text whose digits are all zero (0, -0.000, 0e5): neither positive nor negative
+ZERO_PATTERN = r"^[+-]?[0.]*([eE][+-]?[0-9]+)?$"
+
+
 def _decimal(text: Column, is_number: Column, precision: int, scale: int) -> Column:
-    """Rounded (HALF_UP) to the target scale; NULL when not a number or when it does not fit."""
-    parsed = F.when(is_number, text.try_cast(_PARSE_SCALE))
-    return F.round(parsed, scale).try_cast(DecimalType(precision, scale))
+    """The text as the target type, rounded HALF_UP once, straight from its exact value (a cast through a
+    wider decimal first would round twice); NULL when not a number or when it does not fit."""
+    return F.when(is_number, text.try_cast(DecimalType(precision, scale)))
+
+
+def _sign(text: Column, is_number: Column) -> Column:
+    """+1, 0 or -1: the sign of the number the text writes, read from the text itself, so a value too small
+    for the target scale is still known to be positive."""
+    negative = text.startswith("-")
+    return F.when(is_number, F.when(text.rlike(ZERO_PATTERN), 0).when(negative, -1).otherwise(1))
+
+
+def exact_value(price: Column, units: Column, scale: int) -> Column:
+    """round_half_up(price * units, scale) of the EXACT product, rounded once.
+
+    Spark types decimal(20,8) * decimal(24,10) as decimal(45,18), more than 38 digits, so it rounds the
+    product to scale 11 first and a second rounding is then off by one unit in the last place
+    (1.001669 * 16.16154883 = 16.18852245499... would become 16.18852246). Instead: units = whole + fraction
+    with the same sign; price * whole is exact at the target scale, price * fraction is exact at scale 18 and
+    is the only term that needs rounding; both terms have the sign of the product, so rounding half away
+    from zero commutes with adding the exact, already-on-grid term."""
+    whole = F.when(units >= 0, F.floor(units)).otherwise(F.ceil(units))
+    fraction = (units - whole).cast(DecimalType(UNITS_TYPE[1], UNITS_TYPE[1]))  # |fraction| < 1: exact
+    return price * whole + F.round(price * fraction, scale)
 
 
 def parse_rows(normalised: DataFrame, date_formats: Sequence[str], reference_prices: DataFrame) -> DataFrame:
@@ -101,10 +125,12 @@ def parse_rows(normalised: DataFrame, date_formats: Sequence[str], reference_pri
             "t_user_id": user.try_cast("bigint"),
             "t_purchase_price": _decimal(F.col("n_purchase_price"), F.col("price_is_number"), *PRICE_TYPE),
             "t_purchase_units": _decimal(F.col("n_purchase_units"), F.col("units_is_number"), *UNITS_TYPE),
+            "price_sign": _sign(F.col("n_purchase_price"), F.col("price_is_number")),
+            "units_sign": _sign(F.col("n_purchase_units"), F.col("units_is_number")),
         }
     ).withColumn(
         "t_purchase_value",
-        F.round(F.try_multiply(F.col("t_purchase_price"), F.col("t_purchase_units")), VALUE_TYPE[1]).try_cast(
+        exact_value(F.col("t_purchase_price"), F.col("t_purchase_units"), VALUE_TYPE[1]).try_cast(
             DecimalType(*VALUE_TYPE)
         ),
     )
@@ -161,7 +187,8 @@ def annotate(
     # keep what later steps read (staging, quarantine, gate, counts): the cache holds no intermediates
     intermediates = [
         "row_codes", "dup_conflict", "reference_price", "date_shape_ok", "user_is_int", "price_is_number",
-        "units_is_number", "n_user_id", "n_purchase_date", "n_purchase_price", "n_purchase_units",
+        "units_is_number", "price_sign", "units_sign", "n_user_id", "n_purchase_date", "n_purchase_price",
+        "n_purchase_units",
     ]  # fmt: skip
     return rule_flags(judged, rules).drop(*intermediates)
 

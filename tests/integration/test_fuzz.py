@@ -3,6 +3,7 @@ breaks a rule — checked by an independent Python oracle, not by the Spark rule
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -32,7 +33,10 @@ SCHEMA = (
 garbage = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
 )
-padded = lambda s: st.tuples(st.sampled_from(["", " ", "  "]), s, st.sampled_from(["", " "])).map("".join)  # noqa: E731
+# white space at the edges is no part of a value: spaces, tabs, line ends, no-break and wide spaces
+padded = lambda s: st.tuples(  # noqa: E731
+    st.sampled_from(["", " ", "  ", "\t", "\u00a0"]), s, st.sampled_from(["", " ", "\n", "\r\n", "\u2003"])
+).map("".join)
 site = st.one_of(st.none(), garbage, padded(st.sampled_from(["MLA", "mlb", "MLZ", "MLB"])))
 user = st.one_of(
     st.none(), garbage, padded(st.integers(-5, 10**20).map(str)), st.sampled_from(["1", "2", "3"])
@@ -96,9 +100,24 @@ extract = st.lists(raw_row, min_size=1, max_size=25).flatmap(
 )
 
 
+_EDGE_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf"}  # white space, control and format characters
+
+
+def _clean(text: str | None) -> str:
+    """Independent of the job's regular expression: strip by Unicode category at both ends."""
+    text = text or ""
+    edge = lambda ch: unicodedata.category(ch) in _EDGE_CATEGORIES  # noqa: E731
+    start, end = 0, len(text)
+    while start < end and edge(text[start]):
+        start += 1
+    while end > start and edge(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
 def _parse_date(text: str | None) -> date | None:
     """Independent of Spark's parser: the format's fields by regex, then Python's calendar."""
-    text = (text or "").strip(" ")
+    text = _clean(text)
     for fmt in FORMATS:
         fields = date_format(fmt).fields(text)
         if fields:
@@ -111,7 +130,7 @@ def _parse_date(text: str | None) -> date | None:
 
 def _number(text: str | None, scale: int) -> Decimal | None:
     try:
-        value = Decimal((text or "").strip(" "))
+        value = Decimal(_clean(text))
     except InvalidOperation:
         return None
     return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP) if value.is_finite() else None
@@ -121,14 +140,14 @@ def oracle_violations(row: dict, raw: tuple) -> list[str]:
     """Independent re-statement of the rules for a row the job LOADED: must be empty."""
     s, u, d, c, p, n = raw
     problems = []
-    if (s or "").strip(" ").upper() not in SITES or row["site_id"] != (s or "").strip(" ").upper():
+    if _clean(s).upper() not in SITES or row["site_id"] != _clean(s).upper():
         problems.append("site")
-    if not (u or "").strip(" ").lstrip("+-").isdigit() or int(u.strip(" ")) <= 0 or int(u) != row["user_id"]:
+    if not _clean(u).lstrip("+-").isdigit() or int(_clean(u)) <= 0 or int(_clean(u)) != row["user_id"]:
         problems.append("user")
     parsed = _parse_date(d)
     if parsed is None or not WINDOW_START <= parsed <= D or parsed != row["purchase_date"]:
         problems.append("date")
-    if (c or "").strip(" ").upper() not in CRYPTOS or row["crypto_type"] != c.strip(" ").upper():
+    if _clean(c).upper() not in CRYPTOS or row["crypto_type"] != _clean(c).upper():
         problems.append("crypto")
     p8, n10 = _number(p, 8), _number(n, 10)
     if p8 is None or p8 <= 0 or p8 != row["purchase_price"] or p8 >= Decimal(10) ** 12:
@@ -139,7 +158,7 @@ def oracle_violations(row: dict, raw: tuple) -> list[str]:
         problems.append("units")
     if p8 is not None and n10 is not None:
         value = (p8 * n10).quantize(Decimal("1e-8"), rounding=ROUND_HALF_UP)
-        if value != row["purchase_value"] or value >= Decimal(10) ** 16:
+        if value != row["purchase_value"] or not 0 < value < Decimal(10) ** 16:  # 0 is an underflow
             problems.append("value")
     return problems
 

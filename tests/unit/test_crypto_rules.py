@@ -75,7 +75,8 @@ CASES = [
     ("date outside the window (guard)", with_(purchase_date="15/11/2026"), [R.DATE_NOT_IN_WINDOW]),
     ("crypto missing", with_(crypto_type=None), [R.CRYPTO_MISSING]),
     ("crypto unknown", with_(crypto_type="DOGEX"), [R.CRYPTO_UNKNOWN]),
-    ("crypto with control char", with_(crypto_type="BTC\x07"), [R.CRYPTO_UNKNOWN]),
+    ("crypto with a control char inside", with_(crypto_type="B\x07TC"), [R.CRYPTO_UNKNOWN]),
+    ("crypto with a control char at its end (stripped)", with_(crypto_type="BTC\x07"), []),
     ("price missing", with_(purchase_price=None), [R.PRICE_INVALID]),
     ("price NaN", with_(purchase_price="NaN"), [R.PRICE_INVALID]),
     ("price Infinity", with_(purchase_price="Infinity"), [R.PRICE_INVALID]),
@@ -91,6 +92,35 @@ CASES = [
     ("units negative", with_(purchase_units="-0.5"), [R.UNITS_NON_POSITIVE]),
     ("units overflow", with_(purchase_units="1e15"), [R.NUMERIC_OVERFLOW]),
     ("value overflows NUMERIC(24,8)", with_(purchase_units="5e13"), [R.NUMERIC_OVERFLOW]),
+    ("units below the target scale (1e-11)", with_(purchase_units="1e-11"), [R.NUMERIC_UNDERFLOW]),
+    ("units below the target scale (decimal)", with_(purchase_units="0.000000000049"), [R.NUMERIC_UNDERFLOW]),
+    (
+        "price below the target scale",
+        with_(crypto_type="USDT", purchase_price="0.000000001"),
+        [R.NUMERIC_UNDERFLOW],
+    ),
+    (
+        "value below the target scale (0.000000001 x 1.01)",
+        with_(crypto_type="USDT", purchase_price="1.01", purchase_units="0.000000001"),
+        [R.NUMERIC_UNDERFLOW],
+    ),
+    ("units tiny but negative", with_(purchase_units="-1e-11"), [R.UNITS_NON_POSITIVE]),
+    ("price negative and huge", with_(purchase_price="-1e400"), [R.PRICE_NON_POSITIVE]),
+    ("price -0", with_(purchase_price="-0.000e3"), [R.PRICE_NON_POSITIVE]),
+    ("no reference price that day", with_(purchase_date="2026-11-18"), [R.PRICE_NO_REFERENCE]),
+    (
+        "BTC at 99,999,999,999 on a day without a reference price",
+        with_(purchase_date="2026-11-18", purchase_price="99999999999"),
+        [R.PRICE_NO_REFERENCE],
+    ),
+    (
+        "BTC at 0.00000001 on a day without a reference price",
+        with_(purchase_date="2026-11-18", purchase_price="0.00000001", purchase_units="1"),
+        [R.PRICE_NO_REFERENCE],
+    ),
+    ("a known crypto without any reference price", with_(crypto_type="ETH"), [R.PRICE_NO_REFERENCE]),
+    ("site with a line break inside", with_(site_id="ML\nA"), [R.SITE_UNKNOWN]),
+    ("user id with a control character inside", with_(user_id="1\x002"), [R.USER_ID_INVALID]),
     (
         "every field broken",
         (None, None, None, None, None, None),
@@ -200,3 +230,100 @@ def test_place_dates_reads_day_first_and_says_where_each_text_belongs(spark):
     frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
     placed = place_dates(frame, FORMATS, (date(2023, 1, 31), date(2023, 2, 4)), BOUNDS)
     assert {r["purchase_date"]: (r["day"], r["placement"]) for r in placed.collect()} == texts
+
+
+# every kind of white space and control character a file or a hand edit leaves at the edge of a value
+EDGES = ["\n", "\r", "\r\n", "\t", " ", "\u00a0", "\u2003", "\u3000", "\ufeff", "\u200b", "\x0b", "\x00"]
+FIELDS = ["site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units"]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_white_space_and_control_characters_at_the_edges_are_no_part_of_a_value(judge, field):
+    """One normalisation for every field: each edge character, before or after, gives the clean row's
+    outcome (no code) and its typed values; a value made only of them is missing, with the missing code."""
+    good = dict(zip(FIELDS, GOOD, strict=True))
+    rows = [with_(**{field: edge + good[field]}) for edge in EDGES] + [
+        with_(**{field: good[field] + edge}) for edge in EDGES
+    ]
+    annotated, _ = judge(*rows)
+    assert {tuple(r["rule_codes"]) for r in annotated.collect()} == {()}
+    typed = {
+        tuple(sorted(r.asDict().items()))
+        for r in valid_rows(annotated).drop("landing_row", "row_hash").collect()
+    }
+    clean, _ = judge(with_())
+    assert typed == {
+        tuple(sorted(r.asDict().items())) for r in valid_rows(clean).drop("landing_row", "row_hash").collect()
+    }
+    blank, _ = judge(with_(**{field: "".join(EDGES)}))
+    missing = {
+        "site_id": R.SITE_MISSING, "user_id": R.USER_ID_INVALID, "purchase_date": R.DATE_MISSING,
+        "crypto_type": R.CRYPTO_MISSING, "purchase_price": R.PRICE_INVALID, "purchase_units": R.UNITS_INVALID,
+    }  # fmt: skip
+    assert blank.first()["rule_codes"] == [missing[field]]
+
+
+HALF_WAY = [
+    # (price, units, the exact product rounded half-up ONCE at scale 8)
+    ("1.001669", "16.16154883", "16.18852245"),  # 16.18852245499727...: a double rounding gives ...246
+    ("0.00000001", "0.5", "0.00000001"),  # exactly half: up
+    ("1.00000001", "0.5", "0.50000001"),  # 0.500000005: up
+    ("3.00000001", "0.1666666666", "0.50000000"),  # 0.5000000014666...: down
+    ("99999999999.99999999", "0.0000000001", "10.00000000"),  # 9.999999999999999999: up
+    ("123456789012.12345678", "0.0000012345", "152407.40603547"),  # precision 45 exact
+    ("0.33333333", "3.0000000015", "0.99999999"),  # 0.999999990499999995: down, by a hair
+    ("2.5", "0.000000002", "0.00000001"),  # 0.000000005: up, not to even
+]
+
+
+def _oracle(price: str, units: str) -> Decimal:
+    """The exact product of the STORED values (each rounded half-up to its target scale), rounded once."""
+    from decimal import ROUND_HALF_UP, Context
+
+    exact = Context(prec=100)
+    stored_price = Decimal(price).quantize(Decimal("1e-8"), ROUND_HALF_UP, exact)
+    stored_units = Decimal(units).quantize(Decimal("1e-10"), ROUND_HALF_UP, exact)
+    return exact.multiply(stored_price, stored_units).quantize(Decimal("1e-8"), ROUND_HALF_UP, exact)
+
+
+def _values(spark, settings, pairs):
+    ctx = R.RuleContext(*WINDOW, *BOUNDS, ("MLA",), ("XTEST",), 1e30)
+    rules = [r for r in R.crypto_rules(ctx) if r.code not in (R.PRICE_IMPLAUSIBLE, R.PRICE_NO_REFERENCE)]
+    rows = [
+        (i, "window", "MLA", str(i), "2026-11-19", "XTEST", p, u, f"h{i}")
+        for i, (p, u) in enumerate(pairs, 1)
+    ]
+    refs = spark.createDataFrame([], "price_date date, crypto_type string, reference_price decimal(20,8)")
+    annotated = annotate(spark.createDataFrame(rows, SCHEMA), rules, FORMATS, refs)
+    return {r["landing_row"]: r for r in valid_rows(annotated).collect()}
+
+
+def test_purchase_value_is_the_exact_product_rounded_half_up_once(spark, settings):
+    values = _values(spark, settings, [(p, u) for p, u, _ in HALF_WAY])
+    for i, (price, units, expected) in enumerate(HALF_WAY, start=1):
+        assert _oracle(price, units) == Decimal(expected)
+        assert values[i]["purchase_value"] == Decimal(expected), (price, units)
+
+
+def test_purchase_value_matches_an_exact_decimal_oracle_on_random_values(spark, settings):
+    """Property: for prices and units of every magnitude the target types hold, with more decimals than the
+    target scale (the stored values are rounded first), the value is the oracle's, digit for digit."""
+    import random
+
+    rng = random.Random(20261202)
+
+    def number(int_digits: int, decimals: int) -> str:
+        whole = rng.randrange(10 ** rng.randint(0, int_digits))
+        return f"{whole}.{rng.randrange(10**decimals):0{decimals}d}"
+
+    pairs = []
+    while len(pairs) < 3000:
+        price, units = number(12, rng.randint(1, 12)), number(rng.randint(0, 14), rng.randint(1, 14))
+        value = _oracle(price, units)
+        stored = Decimal(price).quantize(Decimal("1e-8")), Decimal(units).quantize(Decimal("1e-10"))
+        if min(stored) > 0 and Decimal(0) < value < Decimal("1e16"):  # a valid row: the others are rejected
+            pairs.append((price, units))
+    values = _values(spark, settings, pairs)
+    wrong = [(p, u, values[i]["purchase_value"], _oracle(p, u)) for i, (p, u) in enumerate(pairs, 1)
+             if values[i]["purchase_value"] != _oracle(p, u)]  # fmt: skip
+    assert len(values) == len(pairs) and not wrong, wrong[:5]
