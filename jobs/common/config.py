@@ -138,6 +138,8 @@ class CryptoSettings(_Section):
     earliest_date: date = date(2009, 1, 3)  # the first Bitcoin block
     max_future_days: int = Field(30, ge=0, le=3660)
     landing_retention_days: int = Field(35, ge=1)  # each run's landing snapshot is kept this long
+    # a second run of a window waits this long for the first to finish, then refuses (exit 4)
+    run_lock_wait_seconds: float = Field(120.0, ge=0.0, le=86_400.0)
     simulate_upstream: bool = False  # the DAG lets the generator play upstream first (development only)
     gate_max_reject_share: float = Field(0.20, ge=0.0, le=1.0)
     gate_min_rows: int = Field(1, ge=0)

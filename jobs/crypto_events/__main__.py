@@ -8,7 +8,8 @@ Snapshots the window [D-4, D] of upstream's history table as it stands (plus the
 can hold, once) into the run's landing table, normalises and parses it, evaluates every rule in one pass,
 quarantines rejects with their reasons (dqm), stages the valid rows, lets the GX gate judge the batch, then
 merges into prod in one transaction and reconciles. Exit codes: 0 merged (or validated with --stage
-validate), 3 blocked by the gate, 2 bad input or configuration (one line, no traceback), 1 failed.
+validate), 3 blocked by the gate, 2 bad input or configuration (one line, no traceback), 4 refused: another
+run of the same window held it longer than CRYPTO_RUN_LOCK_WAIT_SECONDS, 1 failed (recorded on the run).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import os
 import sys
 import uuid
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import TYPE_CHECKING
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobs.crypto_events")
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED = 1, 2, 3
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_BUSY = 1, 2, 3, 4
 
 
 class BadInput(ValueError):
@@ -48,11 +50,15 @@ class Options:
 
 
 def parse_args(argv: list[str] | None) -> Options:
+    from jobs.common.spark import master_option  # after the sys.path set-up above (spark-submit runs a file)
+
     parser = argparse.ArgumentParser(prog="python -m jobs.crypto_events", description=__doc__.split("\n")[0])
     parser.add_argument("--date", help="Airflow logical date of the run, YYYY-MM-DD (never today)")
     parser.add_argument("--window-days", type=int, help="window length in days (default CRYPTO_WINDOW_DAYS)")
     parser.add_argument(
-        "--master", help="Spark master URL (default SPARK_MASTER_URL; ignored under spark-submit)"
+        "--master",
+        type=master_option,
+        help="Spark master URL (default SPARK_MASTER_URL; ignored under spark-submit)",
     )
     parser.add_argument(
         "--stage",
@@ -86,8 +92,6 @@ def parse_args(argv: list[str] | None) -> Options:
         parser.error("the following arguments are required: --date (or --reproduce RUN_ID)")
     if args.window_days is not None and not 1 <= args.window_days <= 60:
         parser.error("--window-days must be between 1 and 60")
-    if args.master and not args.master.startswith(("local", "spark://")):
-        parser.error(f"--master must be local[...] or spark://host:port, got {args.master!r}")
     return Options(logical_date, args.window_days, args.master, args.stage, args.dag_run_id, args.reproduce)
 
 
@@ -134,18 +138,24 @@ def _plan(conn, opts: Options, crypto) -> Plan:
             f"{source.LANDING_TABLE} of run {opts.reproduce}",
             None,
         )
+    if opts.logical_date is not None and opts.logical_date < crypto.earliest_date:
+        raise BadInput(
+            f"--date {opts.logical_date} is before CRYPTO_EARLIEST_DATE {crypto.earliest_date}: no purchase "
+            "of its window can be real"
+        )
     try:
         table = source.describe_source(conn, crypto.source_table)
     except source.SourceTableError as err:
         raise BadInput(str(err)) from err
-    assert opts.logical_date is not None
-    return Plan(
-        opts.logical_date,
-        crypto.window(opts.logical_date, opts.window_days),
-        crypto.date_bounds(opts.logical_date, date.today()),
-        table.name,
-        table,
-    )
+    d = opts.logical_date
+    assert d is not None
+    try:
+        window, bounds = crypto.window(d, opts.window_days), crypto.date_bounds(d, date.today())
+    except OverflowError:
+        raise BadInput(
+            f"--date {d} is too far in the future: its window and bounds leave the calendar"
+        ) from None
+    return Plan(d, window, bounds, table.name, table)
 
 
 def place_texts(conn, spark, plan: Plan, date_formats) -> tuple[list[str], list[str]]:
@@ -196,10 +206,26 @@ def run(opts: Options, settings=None) -> RunOutcome:
     pg, _ = open_business_database(settings.postgres)
     run_id = str(uuid.uuid4())
 
-    with connect(pg) as conn:
+    with connect(pg) as conn, ExitStack() as held:
         plan = _plan(conn, opts, crypto)
         d, window = plan.logical_date, plan.window
+        try:  # the window is this run's from its record to its reconciliation
+            held.enter_context(runs.window_lock(conn, d, crypto.run_lock_wait_seconds))
+        except runs.WindowBusy as err:  # refused, and recorded; nothing of the running one is touched
+            runs.start_run(
+                conn,
+                run_id,
+                opts.dag_run_id,
+                d,
+                window,
+                plan.bounds,
+                plan.source,
+                opts.reproduce,
+                f"refused: {err}",
+            )
+            raise
         runs.start_run(conn, run_id, opts.dag_run_id, d, window, plan.bounds, plan.source, opts.reproduce)
+        runs.close_abandoned(conn, d, run_id)
         log.info("run %s: logical date %s, window %s..%s, reading %s", run_id, d, *window, plan.source)
         try:
             with progress.step("spark session") as facts:
@@ -262,14 +288,13 @@ def run(opts: Options, settings=None) -> RunOutcome:
             source.prune_landing(conn, crypto.landing_retention_days)
             if opts.stage == "validate":
                 return RunOutcome(run_id, "validated", counts, gate.message())
-            with progress.step("merge (one transaction)") as facts:
+            with progress.step("merge + reconcile (one transaction)") as facts:
                 merged = merge_run(conn, run_id)
                 facts.update(asdict(merged))
-            record = runs.reconcile(conn, run_id)
             log.info("run %s merged and reconciled in %.1fs", run_id, progress.elapsed)
-            return RunOutcome(run_id, "merged", {**counts, **asdict(merged)}, record["message"] or "")
+            return RunOutcome(run_id, "merged", {**counts, **asdict(merged)}, gate.message())
         except Exception as err:
-            runs.fail_run(conn, run_id, f"{type(err).__name__}: {err}")
+            runs.record_failure(conn, run_id, err)  # never masks err, even when the database is what failed
             raise
         finally:
             if "annotated" in locals():
@@ -281,19 +306,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from jobs.common.config import CryptoSettings, describe_settings_error, load_settings
     from jobs.common.logs import setup_logging
+    from jobs.common.spark import MasterError, check_master_reachable, check_master_url, under_spark_submit
+    from jobs.crypto_events.runs import WindowBusy
 
     opts = parse_args(argv)
     setup_logging()
     settings = load_settings()
     try:
         settings.crypto  # noqa: B018  (checked before any Spark work: a wrong setting is one line, exit 2)
+        if not under_spark_submit():  # an unreachable master is said now, not by Py4J minutes later
+            check_master_reachable(check_master_url(opts.master or settings.spark.master_url))
         outcome = run(opts, settings)
+    except MasterError as err:
+        log.error("bad input: %s", err)
+        return EXIT_BAD_INPUT
     except ValidationError as err:
         log.error("configuration error: %s", describe_settings_error(err, CryptoSettings))
         return EXIT_BAD_INPUT
     except BadInput as err:
         log.error("bad input: %s", err)
         return EXIT_BAD_INPUT
+    except WindowBusy as err:
+        log.error("run refused: %s", err)
+        return EXIT_BUSY
     except Exception as err:
         log.error("run failed: %s: %s", type(err).__name__, err)
         return EXIT_FAILED

@@ -3,11 +3,14 @@
 Insert new keys; update keys whose values changed (IS DISTINCT FROM, so unchanged rows keep
 `updated_at`); reactivate keys that reappear; deactivate window keys that no longer exist upstream;
 hold (leave untouched, count) keys whose source rows were all rejected. The run record is updated in the
-same transaction, and the result is reconciled before COMMIT: a kill at any moment leaves prod either
-as before or as after.
+same transaction, and EVERY reconciliation check runs before COMMIT: a check that fails rolls the merge
+back (the caller records the run `failed` with the reason); a kill at any moment leaves prod either as
+before or as after.
 
 CLI: ``python -m jobs.crypto_events.merge --date YYYY-MM-DD [--run-id UUID]`` merges the latest validated
-run of that date (what the Airflow merge task runs).
+run of that date (what the Airflow merge task runs), under the window's lock. Exit codes: 0 merged (or
+already merged), 2 refused (the run cannot be merged: the message says why), 4 the window is busy,
+1 failed (recorded on the run).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import date
 
 from psycopg.pq import TransactionStatus
 
-from jobs.crypto_events.runs import ReconciliationError, fetch_run, latest_run
+from jobs.crypto_events.runs import ReconciliationError, fetch_run, latest_run, reconcile
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +122,8 @@ def merge_run(conn, run_id: str) -> MergeCounts:
         if run["status"] == "merged":
             return MergeCounts(**{f: run[f] for f in MergeCounts.__dataclass_fields__})
         if run["status"] != "validated":
-            raise MergeRefused(f"run {run_id} is {run['status']}, only a validated run can be merged")
+            why = f": {run['message']}" if run["message"] else ""
+            raise MergeRefused(f"run {run_id} is {run['status']}, only a validated run can be merged{why}")
         p = {"d": run["logical_date"], "run": run_id, "ws": run["window_start"], "we": run["window_end"]}
         (staged,) = conn.execute(
             "SELECT count(*) FROM staging.bt_crypto_events_candidate WHERE logical_date = %(d)s AND run_id = %(run)s",
@@ -148,6 +152,7 @@ def merge_run(conn, run_id: str) -> MergeCounts:
                WHERE run_id = %(run_id)s""",
             {**asdict(counts), "run_id": run_id},
         )
+        reconcile(conn, run_id)  # inside the transaction: a failed check rolls the merge back
     return counts
 
 
@@ -155,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
     from jobs.common.postgres import connect, resolve_server
+    from jobs.crypto_events.runs import WindowBusy, record_failure, window_lock
 
     parser = argparse.ArgumentParser(
         prog="python -m jobs.crypto_events.merge", description=__doc__.split("\n")[0]
@@ -163,18 +169,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", help="run to merge (default: the latest validated run of --date)")
     args = parser.parse_args(argv)
     setup_logging()
-    pg, where = resolve_server(load_settings().postgres)
+    settings = load_settings()
+    pg, where = resolve_server(settings.postgres)
     log.info(where)
     with connect(pg) as conn:
-        run_id = args.run_id or latest_run(conn, args.date, status="validated") or latest_run(conn, args.date)
-        if run_id is None:
-            log.error(
-                "no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first",
-                args.date,
-                args.date,
-            )
-            return 1
-        counts = merge_run(conn, run_id)
+        try:
+            with window_lock(conn, args.date, settings.crypto.run_lock_wait_seconds):
+                run_id = (
+                    args.run_id or latest_run(conn, args.date, "validated") or latest_run(conn, args.date)
+                )
+                if run_id is None:
+                    log.error(
+                        "no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first",
+                        args.date,
+                        args.date,
+                    )
+                    return 2
+                try:
+                    counts = merge_run(conn, run_id)
+                except (MergeRefused, LookupError):
+                    raise
+                except Exception as err:  # reconciliation, database: rolled back, recorded, reported
+                    record_failure(conn, run_id, err)
+                    log.error("merge of run %s rolled back: %s: %s", run_id, type(err).__name__, err)
+                    return 1
+        except WindowBusy as err:
+            log.error("merge of %s refused: %s", args.date, err)
+            return 4
+        except (MergeRefused, LookupError) as err:
+            log.error("merge refused: %s", err)
+            return 2
     log.info("merged run %s: %s", run_id, asdict(counts))
     print(asdict(counts))
     return 0

@@ -1,15 +1,106 @@
-"""The run record in dqm.dq_runs and the reconciliation check."""
+"""The run record in dqm.dq_runs, the lock that gives a window one run at a time, and the reconciliation."""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 
+log = logging.getLogger(__name__)
+
 PIPELINE = "crypto_events"
+# pg_advisory_lock(namespace, day): one lock per window, named by its logical date (the window's last day)
+_WINDOW_LOCK_NAMESPACE = 824_311
 
 
 class ReconciliationError(RuntimeError):
     """Counts that must add up do not."""
+
+
+class WindowBusy(RuntimeError):
+    """Another run of the same window holds its lock and did not finish within the configured wait."""
+
+
+def _holder(conn, logical_date: date, settle_s: float = 2.0) -> str:
+    """Who holds the window: its run when its record is written (a lock holder writes it right after taking
+    the lock, so give it a moment), else the backend."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        row = _holder_row(conn, logical_date)
+        if row is None or row[1] is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if row is None:
+        return "another run"
+    pid, run_id, status, started = row
+    if run_id is None:
+        return f"backend pid {pid}"
+    return f"run {run_id} ({status} since {started:%Y-%m-%d %H:%M:%S %Z}, backend pid {pid})"
+
+
+def _holder_row(conn, logical_date: date):
+    return conn.execute(
+        """SELECT l.pid, r.run_id, r.status, r.started_at FROM pg_locks l
+           LEFT JOIN LATERAL (SELECT run_id, status, started_at FROM dqm.dq_runs
+                              WHERE pipeline = %s AND logical_date = %s AND status IN ('running', 'validated')
+                              ORDER BY started_at DESC LIMIT 1) r ON TRUE
+           WHERE l.locktype = 'advisory' AND l.classid = %s::oid AND l.objid = %s::oid AND l.objsubid = 2
+             AND l.granted""",
+        (PIPELINE, logical_date, _WINDOW_LOCK_NAMESPACE, logical_date.toordinal()),
+    ).fetchone()
+
+
+@contextmanager
+def window_lock(conn, logical_date: date, wait_seconds: float, poll_seconds: float = 0.5) -> Iterator[None]:
+    """Holds the window of `logical_date` for this connection's session: landing, judging, staging, merge
+    and reconciliation of one run happen under it, so a second run of the same window waits (up to
+    `wait_seconds`) or raises WindowBusy naming the holder. A session lock: it dies with the connection, so a
+    killed run never leaves it held."""
+    key = (_WINDOW_LOCK_NAMESPACE, logical_date.toordinal())
+    deadline = time.monotonic() + wait_seconds
+    waited = False
+    while not conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", key).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            raise WindowBusy(
+                f"{_holder(conn, logical_date)} holds the window of {logical_date}; waited {wait_seconds:g} s "
+                "(CRYPTO_RUN_LOCK_WAIT_SECONDS): run again when it has finished"
+            )
+        if not waited:
+            log.info("the window of %s is busy (%s): waiting up to %g s", logical_date,
+                     _holder(conn, logical_date), wait_seconds)  # fmt: skip
+            waited = True
+        time.sleep(poll_seconds)
+    try:
+        yield
+    finally:
+        try:
+            conn.execute("SELECT pg_advisory_unlock(%s::int4, %s::int4)", key)
+        except Exception as err:  # a lost connection took the lock with it; never mask what the run raised
+            log.debug("window lock not released explicitly (%s): the session that held it is gone", err)
+
+
+def close_abandoned(conn, logical_date: date, by_run: str) -> int:
+    """Under the window's lock no other run of it is alive: a run of that date still `running` died before it
+    finished, and one still `validated` was never merged and is superseded by `by_run`. Both become `failed`,
+    saying so (a superseded run can no longer be merged: its snapshot is older than this run's)."""
+    cur = conn.execute(
+        """UPDATE dqm.dq_runs SET status = 'failed', finished_at = now(),
+               message = left(CASE status
+                   WHEN 'running' THEN 'abandoned: the run ended without finishing (process killed or connection '
+                                       || 'lost); found by run ' || %(by)s
+                   ELSE 'superseded: validated but not merged before run ' || %(by)s || ' of the same date started'
+               END || coalesce(' (last message: ' || message || ')', ''), 2000)
+           WHERE pipeline = %(p)s AND logical_date = %(d)s AND status IN ('running', 'validated')
+             AND run_id <> %(by)s::uuid""",
+        {"p": PIPELINE, "d": logical_date, "by": by_run},
+    )
+    if cur.rowcount:
+        log.warning("%d earlier run(s) of %s were left running or unmerged: marked failed", cur.rowcount,
+                    logical_date)  # fmt: skip
+    return cur.rowcount
 
 
 def start_run(
@@ -21,13 +112,18 @@ def start_run(
     bounds: tuple[date, date],
     source: str,
     reproduces: str | None = None,
+    refused: str | None = None,
 ) -> None:
+    """The run's record, `running`; or, with `refused` (why), `failed` at once: a run that never started."""
     conn.execute(
         "INSERT INTO dqm.dq_runs (run_id, pipeline, dag_run_id, logical_date, window_start, window_end, "
-        "earliest_date, latest_date, source, reproduces_run_id, status) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'running')",
-        (run_id, PIPELINE, dag_run_id, logical_date, *window, *bounds, source, reproduces),
-    )
+        "earliest_date, latest_date, source, reproduces_run_id, status, message, finished_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+        (
+            run_id, PIPELINE, dag_run_id, logical_date, *window, *bounds, source, reproduces,
+            "failed" if refused else "running", refused and refused[:2000], bool(refused),
+        ),
+    )  # fmt: skip
 
 
 def record_validation(conn, run_id: str, counts: dict, gate, status: str) -> None:
@@ -59,6 +155,20 @@ def fail_run(conn, run_id: str, message: str) -> None:
         "WHERE run_id = %s AND status NOT IN ('merged', 'blocked')",
         (message[:2000], run_id),
     )
+
+
+def record_failure(conn, run_id: str, err: BaseException) -> None:
+    """Records `err` on the run, never masking it: when the database itself is what failed, the record cannot
+    be written now; it is logged, and the next run of the window marks this one abandoned."""
+    try:
+        if conn.closed:
+            raise ConnectionError("the connection is closed")
+        fail_run(conn, run_id, f"{type(err).__name__}: {err}")
+    except Exception as record_err:  # the original failure is what the caller raises and reports
+        log.warning(
+            "could not record the failure of run %s in dqm.dq_runs (%s: %s); the next run of its window "
+            "will mark it abandoned", run_id, type(record_err).__name__, record_err,
+        )  # fmt: skip
 
 
 def fetch_run(conn, run_id: str) -> dict:
