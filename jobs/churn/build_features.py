@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from jobs.churn.snapshots import SnapshotRef
+from jobs.common.spark import master_option
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-label", action="store_true", help="scoring snapshot: the label horizon is not observed yet"
     )
     parser.add_argument("--lake-dir", type=Path, help="folder of the Delta tables (default CHURN_LAKE_DIR)")
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    parser.add_argument("--master", type=master_option, help="Spark master URL (default SPARK_MASTER_URL)")
     return parser.parse_args(argv)
 
 

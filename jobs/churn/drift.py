@@ -28,6 +28,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.common.spark import master_option
+
 if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
@@ -305,7 +307,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-mlflow", action="store_true", help="do not log a run (reports still go to the store)"
     )
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    parser.add_argument("--master", type=master_option, help="Spark master URL (default SPARK_MASTER_URL)")
     args = parser.parse_args(argv)
     if bool(args.reference) != bool(args.current):
         parser.error("--reference and --current go together (or neither: the production model's data)")

@@ -32,6 +32,7 @@ from pathlib import Path
 from jobs.churn.sources import CORRUPT, IngestConfig, Source, annotate, parse_rows, source_rules, sources
 from jobs.common.gate import GateConfig, GateResult
 from jobs.common.rules import Rule
+from jobs.common.spark import master_option
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only", default="", help="comma-separated subset of files, e.g. PAYMENTS,DEMOGRAFICOS"
     )
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    parser.add_argument("--master", type=master_option, help="Spark master URL (default SPARK_MASTER_URL)")
     args = parser.parse_args(argv)
     known = list(sources())
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()] or known

@@ -18,6 +18,8 @@ import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from jobs.common.spark import master_option
+
 log = logging.getLogger(__name__)
 
 SCORES_TABLE = "prod.churn_scores"
@@ -125,7 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--features", help="Delta feature table (default the churn snapshots)")
     parser.add_argument("--feature-version", type=int, help="Delta version to pin (default: the latest)")
     parser.add_argument("--snapshot", type=date.fromisoformat, help="snapshot date (default: the latest)")
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    parser.add_argument("--master", type=master_option, help="Spark master URL (default SPARK_MASTER_URL)")
     args = parser.parse_args(argv)
     if args.version is not None and args.version < 1:
         parser.error("--version must be >= 1")

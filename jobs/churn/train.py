@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jobs.churn.spec import SpecError, TrainSpec, spec_to_dict
+from jobs.common.spark import master_option
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -403,7 +404,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--snapshot", type=date.fromisoformat, help="snapshot date in the table (default: the latest)"
     )
-    parser.add_argument("--master", help="Spark master URL (default SPARK_MASTER_URL)")
+    parser.add_argument("--master", type=master_option, help="Spark master URL (default SPARK_MASTER_URL)")
     args = parser.parse_args(argv)
     if args.version is not None and args.version < 0:
         parser.error("--version must be >= 0")

@@ -8,11 +8,60 @@ from the Debian package (no jar is downloaded at run time) and is shipped to exe
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import sys
+import time
 from pathlib import Path
 
 from jobs.common.config import PROJECT_ROOT, SparkSettings
+
+# local, local[4], local[*], local[4,2] (retries), local[*,2]; spark://host:port[,host:port...] (standby masters)
+_LOCAL = re.compile(r"local(\[(\*|[1-9][0-9]*)(,[1-9][0-9]*)?\])?")
+_STANDALONE = re.compile(r"spark://([^\s:/,]+:[0-9]{1,5})(,[^\s:/,]+:[0-9]{1,5})*")
+
+
+class MasterError(ValueError):
+    """A --master that Spark cannot use: said in one line before any Spark work (exit 2)."""
+
+
+def check_master_url(url: str) -> str:
+    """The master URL when Spark can use it, else MasterError: `local[abc]` would cost a JVM start and a
+    Java stack trace to learn the same."""
+    if _LOCAL.fullmatch(url) or _STANDALONE.fullmatch(url):
+        return url
+    raise MasterError(f"--master must be local, local[N], local[*] or spark://host:port, got {url!r}")
+
+
+def master_option(value: str) -> str:
+    """argparse `type=` for every job's --master: a bad URL is a usage error (exit 2), before any Spark work."""
+    import argparse
+
+    try:
+        return check_master_url(value)
+    except MasterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+
+
+def check_master_reachable(url: str, timeout_s: float = 10.0) -> None:
+    """A standalone master must answer on its port (any one of a standby list): else MasterError naming the
+    URL within `timeout_s`, instead of a Py4J error minutes later. Local masters need nothing."""
+    if not url.startswith("spark://"):
+        return
+    deadline = time.monotonic() + timeout_s
+    errors = []
+    for address in url.removeprefix("spark://").split(","):
+        host, port = address.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=max(0.5, deadline - time.monotonic())):
+                return
+        except OSError as err:
+            errors.append(f"{address}: {err.strerror or err}")
+    raise MasterError(
+        f"the Spark master {url} does not answer ({'; '.join(errors)}): start it (`make up`) or "
+        "pass another --master"
+    )
 
 
 def java_home() -> str | None:
@@ -54,7 +103,9 @@ def build_session(app_name: str, spark: SparkSettings, master: str | None = None
 
     builder = SparkSession.builder.appName(app_name)
     if not under_spark_submit():
-        builder = builder.master(master or spark.master_url)
+        url = check_master_url(master or spark.master_url)
+        check_master_reachable(url)
+        builder = builder.master(url)
     conf = {
         "spark.driver.memory": spark.driver_memory,
         "spark.executor.memory": spark.executor_memory,

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
@@ -69,7 +70,9 @@ def test_generated_window_gives_the_exact_expected_counts(db, settings, spark, o
     )
     assert run[6] == expected["rejects_by_rule"]
     every_code = {r.code for r in R.crypto_rules(R.RuleContext(D3, D3, D3, D3, (), (), 3.0))}
-    assert set(expected["rejects_by_rule"]) == every_code - {R.DATE_NOT_IN_WINDOW}  # the guard never fires
+    # the guard never fires; a missing reference price is a defect of the market feed, not of a row, which the
+    # generator does not play (test_a_day_without_a_reference_price_is_quarantined_not_passed plays it)
+    assert set(expected["rejects_by_rule"]) == every_code - {R.DATE_NOT_IN_WINDOW, R.PRICE_NO_REFERENCE}
     assert (run[7], run[8], run[10], run[11]) == (date(2026, 11, 16), D3, "merged", SOURCE)
     assert _rejects_by_rule(db, outcome.run_id) == expected["rejects_by_rule"]
     (prod_count,) = db.execute("SELECT count(*) FROM prod.bt_crypto_events WHERE is_active").fetchone()
@@ -82,6 +85,43 @@ def test_generated_window_gives_the_exact_expected_counts(db, settings, spark, o
     assert results.is_relative_to(object_store_root / "ge-artifacts" / "crypto_events" / D3.isoformat())
     assert json.loads(results.read_text())["success"] is True
     assert (results.parent / "data_docs" / "index.html").exists()
+
+
+def test_a_day_without_a_reference_price_is_quarantined_not_passed_and_every_value_is_exact(
+    db, settings, spark
+):
+    from decimal import ROUND_HALF_UP, Context
+
+    simulate(db, settings, D3, events_per_day=1500, defect_share=0.06)
+    gap = D3 - timedelta(days=1)
+    db.execute(
+        "DELETE FROM raw.crypto_reference_prices WHERE price_date = %s AND crypto_type = 'ETH'", (gap,)
+    )
+    outcome = run_job(settings, D3)
+    assert outcome.status == "merged"
+    held = db.execute(
+        "SELECT count(*), count(*) FILTER (WHERE rule_codes = ARRAY['PRICE_NO_REFERENCE'] AND key_crypto_type = 'ETH' "
+        "AND key_purchase_date = %s) FROM dqm.bt_crypto_events_rejects WHERE run_id = %s AND 'PRICE_NO_REFERENCE' = "
+        "ANY(rule_codes)",
+        (gap, outcome.run_id),
+    ).fetchone()
+    assert held[0] > 50 and held[0] == held[1] == outcome.counts["rejects_by_rule"]["PRICE_NO_REFERENCE"]
+    (in_prod,) = db.execute(
+        "SELECT count(*) FROM prod.bt_crypto_events WHERE crypto_type = 'ETH' AND purchase_date = %s", (gap,)
+    ).fetchone()
+    assert in_prod == 0  # nothing of the unchecked day passed
+
+    # every value of prod is the exact product of the STORED price and units, rounded half-up once
+    exact = Context(prec=80)
+    rows = db.execute(
+        "SELECT purchase_price, purchase_units, purchase_value FROM prod.bt_crypto_events"
+    ).fetchall()
+    wrong = [
+        (price, units, value)
+        for price, units, value in rows
+        if value != exact.multiply(price, units).quantize(Decimal("1e-8"), ROUND_HALF_UP, exact)
+    ]
+    assert len(rows) > 5000 and not wrong, wrong[:5]
 
 
 def test_rerun_changes_nothing_and_quarantines_nothing_twice(db, settings, spark):
@@ -249,6 +289,14 @@ def test_stage_validate_then_merge_cli(db, settings, spark):
         (["--date", "2026-13-01"], "--date must be YYYY-MM-DD"),
         (["--date", "2026-11-20", "--window-days", "0"], "--window-days must be between 1 and 60"),
         (["--date", "2026-11-20", "--master", "yarn"], "--master must be local"),
+        (
+            ["--date", "2026-11-20", "--master", "local[abc]"],
+            "--master must be local, local[N], local[*] or spark",
+        ),
+        (
+            ["--date", "2026-11-20", "--master", "spark://host"],
+            "--master must be local, local[N], local[*] or spark",
+        ),
         ([], "the following arguments are required: --date (or --reproduce RUN_ID)"),
         (["--reproduce", "nope"], "--reproduce must be a run id"),
     ],
@@ -258,6 +306,38 @@ def test_bad_cli_input_is_a_clear_error(argv, message, capsys):
         main(argv)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--date", "0001-01-02"], "--date 0001-01-02 is before CRYPTO_EARLIEST_DATE 2009-01-03"),
+        (["--date", "9999-12-30"], "--date 9999-12-30 is too far in the future"),
+        (
+            ["--date", "2026-11-20", "--master", "spark://nohost.invalid:7077"],
+            "spark://nohost.invalid:7077 does not",
+        ),
+        (
+            ["--date", "2026-11-20", "--master", "spark://127.0.0.1:1"],
+            "the Spark master spark://127.0.0.1:1 does not",
+        ),
+    ],
+)
+def test_impossible_dates_and_unreachable_masters_are_exit_2_before_any_spark_work(argv, message, pg, db):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.crypto_events", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - t0 < 30
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert "SparkContext" not in done.stderr  # no JVM was started
+    assert db.execute("SELECT count(*) FROM dqm.dq_runs").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize(
