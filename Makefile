@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps browser-deps app demo test test-fast lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack \
+.PHONY: help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -62,6 +62,9 @@ app: setup ## the Streamlit app on APP_PORT (8601), scoring with the production 
 
 test-fast: setup ## unit tests only
 	@$(PY) -m pytest tests/unit
+
+test-concurrency: setup ## 20 pairs of concurrent runs of one window (make test runs 2), ~25 min
+	@KPI_CONCURRENT_PAIRS=20 $(PY) -m pytest tests/integration/test_crypto_concurrency.py -k two_runs -s
 
 lint: setup ## ruff (style + import order)
 	@$(PY) -m ruff check jobs tests bench airflow infrastructure app notebooks
