@@ -138,14 +138,14 @@ def business_server():
 
 
 def database():
-    """A short-lived read connection to the business database."""
+    """A short-lived read connection to the business database, as the analyst (the app only reads)."""
     import psycopg
 
     from jobs.common.postgres import connect
 
     pg = business_server()
     try:
-        return connect(pg)
+        return connect(pg, role="analyst")
     except psycopg.OperationalError as exc:
         raise PostgresUnavailable(f"database {pg.db} on {pg.host}:{pg.port}: {exc}".strip()) from exc
 

@@ -74,12 +74,12 @@ def main() -> None:
     from jobs.churn.train import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
+    from jobs.common.postgres import connect, init_business_database
     from jobs.common.spark import build_session
 
     setup_logging()
     settings = load_settings()
-    pg, where = open_business_database(settings.postgres)
+    pg, where = init_business_database(settings.postgres)
     with connect(pg) as conn:
         conn.execute("DELETE FROM dqm.churn_batches WHERE as_of = %s", (T,))
 

@@ -104,14 +104,14 @@ def main() -> int:
 
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
+    from jobs.common.postgres import connect, init_business_database
     from jobs.common.spark import build_session
     from jobs.crypto_events.__main__ import Options, run
     from jobs.crypto_events.generate import advance, config_from_settings
 
     setup_logging()
     settings = load_settings()
-    pg, where = open_business_database(settings.postgres)
+    pg, where = init_business_database(settings.postgres)
     print(f"# {where}; cores={os.cpu_count()}")
     session_s, _ = _timed(lambda: build_session("bench crypto_refresh", settings.spark))
     print(f"spark_session_start_s={session_s:.2f} (excluded from the job times)")
@@ -119,7 +119,7 @@ def main() -> int:
     crypto = settings.crypto
     ws, _ = crypto.window(D)
     figures = []
-    with connect(pg) as conn:
+    with connect(pg, role="admin") as conn:  # the bench owns its scratch schema (DDL, TRUNCATE)
         conn.execute("CREATE SCHEMA IF NOT EXISTS bench")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS bench.bt_crypto_events_sql (LIKE prod.bt_crypto_events INCLUDING ALL)"

@@ -110,18 +110,18 @@ def main() -> int:
 
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
+    from jobs.common.postgres import connect, init_business_database
     from jobs.common.spark import build_session
 
     setup_logging()
     settings = load_settings()
     crypto = settings.crypto
-    pg, where = open_business_database(settings.postgres)
+    pg, where = init_business_database(settings.postgres)
     print(f"# {where}; cores={os.cpu_count()}")
     spark = build_session("bench crypto_source_read", settings.spark, "local[2]")
     ws, we = crypto.window(D)
     figures: dict[int, tuple[float, float, float | None]] = {}
-    with connect(pg) as conn:
+    with connect(pg, role="admin") as conn:  # TRUNCATE: set-up, not the measured job
         conn.execute(
             "TRUNCATE raw.bt_crypto_transaction_history, raw.bt_crypto_landing, raw.crypto_upstream_simulator"
         )

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import PROJECT_ROOT, load_settings
     from jobs.common.logs import setup_logging
     from jobs.common.orchestration import in_process_env
-    from jobs.common.postgres import open_business_database
+    from jobs.common.postgres import init_business_database
 
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     settings = load_settings()
-    pg, where = open_business_database(settings.postgres)
+    pg, where = init_business_database(settings.postgres)  # the demo is also its own `make init`
     print(f"\n== {where}\n")
     env = {**in_process_env(PROJECT_ROOT / "var" / "airflow-demo"), "POSTGRES_HOST": pg.host,
            "POSTGRES_PORT": str(pg.port), "POSTGRES_EMBEDDED": "never"}  # fmt: skip
@@ -104,7 +104,7 @@ def crypto_demo(args, settings, pg, env) -> bool:
     print(
         f"""
 == where to look
-  psql "host={pg.host} port={pg.port} user={pg.user} dbname={pg.db}"
+  psql "host={pg.host} port={pg.port} user={pg.analyst_user} dbname={pg.db}"   # read-only
     SELECT * FROM dqm.dq_runs ORDER BY started_at DESC;
     SELECT purchase_date, count(*) FROM raw.bt_crypto_transaction_history GROUP BY 1 ORDER BY 2 DESC;
     SELECT scope, count(*) FROM raw.bt_crypto_landing GROUP BY 1;   -- what each run read, by run_id

@@ -55,7 +55,7 @@ def pg(settings):
     from jobs.common.postgres import connect, prepare_database, resolve_server
 
     pg, _ = resolve_server(settings.postgres)
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(pg.db)))
     prepare_database(pg)
     return pg
@@ -63,11 +63,22 @@ def pg(settings):
 
 @pytest.fixture
 def db(pg):
-    """A connection to the test database with the crypto tables emptied first."""
+    """A connection to the test database AS THE LOADER (what the jobs connect as), with the crypto tables
+    emptied first by the admin (the loader may not TRUNCATE)."""
     from jobs.common.postgres import connect
 
+    with connect(pg, role="admin") as admin:
+        admin.execute(f"TRUNCATE {', '.join(CRYPTO_TABLES)}")
     with connect(pg) as conn:
-        conn.execute(f"TRUNCATE {', '.join(CRYPTO_TABLES)}")
+        yield conn
+
+
+@pytest.fixture
+def admin_db(pg):
+    """A superuser connection to the test database, for what only init may do (DDL, roles)."""
+    from jobs.common.postgres import connect
+
+    with connect(pg, role="admin") as conn:
         yield conn
 
 
@@ -95,15 +106,17 @@ def mlflow_server(pg, tmp_path_factory):
     from jobs.common.postgres import connect, free_port
 
     db = f"{pg.db}_mlflow"
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(db), sql.Identifier(pg.loader_user))
+        )
     port = free_port()
     artifacts = tmp_path_factory.mktemp("mlflow-artifacts")
     log_path = artifacts.parent / "mlflow-server.log"
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"postgresql+psycopg2://{pg.user}@{pg.host}:{pg.port}/{db}",
+        "--backend-store-uri", pg.url(db),  # as the loader, like the stack's server
         "--artifacts-destination", str(artifacts), "--serve-artifacts",
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip

@@ -51,13 +51,6 @@ class Service:
 # --- environment --------------------------------------------------------------------------------------------
 
 
-def _pg_url(settings: Settings, dbname: str, driver: str = "postgresql+psycopg2") -> str:
-    pg = settings.postgres
-    password = pg.password.get_secret_value()
-    auth = f"{pg.user}:{password}" if password else pg.user
-    return f"{driver}://{auth}@{pg.host}:{pg.port}/{dbname}"
-
-
 def database_names(settings: Settings) -> dict[str, str]:
     db = settings.postgres.db
     return {"business": db, "airflow": db + AIRFLOW_DB_SUFFIX, "mlflow": db + MLFLOW_DB_SUFFIX}
@@ -70,11 +63,12 @@ def job_env(settings: Settings) -> dict[str, str]:
     st, pg, store = settings.stack, settings.postgres, settings.object_store
     env = {
         **spark_env(),
+        "SPARK_LOCAL_IP": st.host,  # Spark daemons, drivers and their UIs bind to the stack's address only
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "POSTGRES_HOST": pg.host,
         "POSTGRES_PORT": str(pg.port),
-        "POSTGRES_USER": pg.user,
-        "POSTGRES_PASSWORD": pg.password.get_secret_value(),
+        # the loader only: no job or service of the stack gets the admin's password
+        "KPI_LOADER_PASSWORD": pg.loader_password.get_secret_value(),
         "POSTGRES_DB": pg.db,
         "POSTGRES_EMBEDDED": "never",
         "SPARK_MASTER_URL": st.spark_master_url,
@@ -115,9 +109,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": st.airflow_url,
         "AIRFLOW__API__SECRET_KEY": secret,
         "AIRFLOW__API_AUTH__JWT_SECRET": secret,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _pg_url(settings, names["airflow"]),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.postgres.url(names["airflow"]),
         "AIRFLOW__CELERY__BROKER_URL": st.redis_url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": _pg_url(settings, names["airflow"], "db+postgresql"),
+        "AIRFLOW__CELERY__RESULT_BACKEND": settings.postgres.url(names["airflow"], "db+postgresql"),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(st.celery_concurrency),
         "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
         "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": "s3://airflow-logs/logs",
@@ -268,7 +262,7 @@ def services(settings: Settings) -> list[Service]:
                 "mlflow",
                 "server",
                 "--backend-store-uri",
-                _pg_url(settings, names["mlflow"]),
+                settings.postgres.url(names["mlflow"]),
                 "--artifacts-destination",
                 f"s3://{store.mlflow_artifacts_bucket}/",
                 "--serve-artifacts",
@@ -457,20 +451,15 @@ def check_services_outside(settings: Settings) -> None:
 
 def init(settings: Settings) -> None:
     """Idempotent: databases (business DDL, Airflow metadata, MLflow store), Airflow migration, folders."""
-    from psycopg import sql
-
-    from jobs.common.postgres import connect, prepare_database
+    from jobs.common.postgres import ensure_database, hand_over, prepare_database
 
     check_services_outside(settings)
     pg = settings.postgres
     prepare_database(pg)
     names = database_names(settings)
-    with connect(pg, dbname="postgres") as conn:
-        conn.autocommit = True
-        existing = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-        for name in (names["airflow"], names["mlflow"]):
-            if name not in existing:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    for name in (names["airflow"], names["mlflow"]):  # the services' own databases, owned by the loader
+        if not ensure_database(pg, name, owner=pg.loader_user):
+            hand_over(pg, name, pg.loader_user)
     st = settings.stack
     for folder in (st.dir / "airflow", st.dir / "logs", st.dir / "spark-work", settings.spark.event_log_dir):
         folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -34,15 +34,32 @@ class _Section(BaseSettings):
     model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", frozen=True)
 
 
+Role = Literal["loader", "analyst", "admin"]
+
+
 class PostgresSettings(_Section):
+    """One server and business database, and the three roles that log in to it.
+
+    - ``loader`` (`kpi_loader`): what jobs and services connect as: reads and writes rows, no DDL.
+    - ``analyst`` (`kpi_analyst`): reads only (pgAdmin users, the app).
+    - ``admin`` (POSTGRES_USER, a superuser): only to create the databases and roles and apply the init
+      DDL (`python -m jobs.common.postgres init`, `make init`, `make demo`), never by a job.
+    Passwords come from the environment or `.env`; with trust authentication they may be empty.
+    """
+
     model_config = SettingsConfigDict(env_prefix="POSTGRES_")
 
     host: str = "127.0.0.1"
     port: int = Field(5432, ge=1, le=65535)
-    user: str = "postgres"
+    user: str = "postgres"  # the admin
     password: SecretStr = SecretStr("")
     db: str = "kpidelivery"
     embedded: Literal["auto", "never", "always"] = "auto"
+    # the role names are fixed by database/sql/init/00_roles.sql; their passwords are settings
+    loader_user: ClassVar[str] = "kpi_loader"
+    analyst_user: ClassVar[str] = "kpi_analyst"
+    loader_password: SecretStr = Field(SecretStr(""), validation_alias="KPI_LOADER_PASSWORD")
+    analyst_password: SecretStr = Field(SecretStr(""), validation_alias="KPI_ANALYST_PASSWORD")
 
     @field_validator("db")
     @classmethod
@@ -51,18 +68,36 @@ class PostgresSettings(_Section):
             raise ValueError(f"business data needs its own database, not {value!r}")
         return value
 
-    def conninfo(self, dbname: str | None = None) -> str:
+    def credentials(self, role: Role = "loader") -> tuple[str, str]:
+        """(user, password) of a role; the password is "" when none is set."""
+        user, secret = {
+            "loader": (self.loader_user, self.loader_password),
+            "analyst": (self.analyst_user, self.analyst_password),
+            "admin": (self.user, self.password),
+        }[role]
+        return user, secret.get_secret_value()
+
+    def conninfo(self, dbname: str | None = None, role: Role = "loader") -> str:
+        user, password = self.credentials(role)
         parts = {
             "host": self.host,
             "port": str(self.port),
-            "user": self.user,
+            "user": user,
             "dbname": dbname or self.db,
             "connect_timeout": "5",
             "application_name": "kpidelivery",
         }
-        if self.password.get_secret_value():
-            parts["password"] = self.password.get_secret_value()
+        if password:
+            parts["password"] = password
         return " ".join(f"{k}='{_quote(v)}'" for k, v in parts.items())
+
+    def url(self, dbname: str, driver: str = "postgresql+psycopg2", role: Role = "loader") -> str:
+        """A SQLAlchemy-style URL (Airflow's metadata database, MLflow's store) for one role."""
+        from urllib.parse import quote
+
+        user, password = self.credentials(role)
+        auth = f"{quote(user, safe='')}:{quote(password, safe='')}" if password else quote(user, safe="")
+        return f"{driver}://{auth}@{self.host}:{self.port}/{dbname}"
 
     def jdbc_url(self) -> str:
         # stringtype=unspecified lets text parameters land in uuid/date columns; batched rewrites are
@@ -73,9 +108,11 @@ class PostgresSettings(_Section):
         )
 
     def jdbc_properties(self) -> dict[str, str]:
-        props = {"user": self.user, "driver": "org.postgresql.Driver"}
-        if self.password.get_secret_value():
-            props["password"] = self.password.get_secret_value()
+        """Spark reads and writes as the loader, like every job."""
+        user, password = self.credentials("loader")
+        props = {"user": user, "driver": "org.postgresql.Driver"}
+        if password:
+            props["password"] = password
         return props
 
 
@@ -107,8 +144,9 @@ class ObjectStoreSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="")
 
     s3_endpoint_url: str | None = None
-    s3_access_key_id: str = "minioadmin"
-    s3_secret_access_key: SecretStr = SecretStr("minioadmin")
+    # credentials have no default here: they come from the environment or `.env` (development values)
+    s3_access_key_id: str
+    s3_secret_access_key: SecretStr
     s3_region: str = "us-east-1"
     object_store_local_root: Path = Path("var/objectstore")
     ge_artifacts_bucket: str = "ge-artifacts"
@@ -186,6 +224,7 @@ class ChurnSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="CHURN_")
 
     source_dir: Path = Path("var/churn/source")
+    max_file_mb: int = Field(4096, ge=1)  # a larger source file is refused before it is read
     lake_dir: Path = Path("var/lake")  # Delta tables (feature snapshots), written with delta-rs
     spec: str = "churn.yaml"  # a path, or a file name under jobs/churn/specs/
     # payments older than this before the as-of date, or on/after as-of + horizon, are out of range
@@ -241,10 +280,15 @@ class DriftSettings(_Section):
     # severity by how many of the model's top features (mean |SHAP|) drifted: >= 1, >= 2, >= 3
     important_features: int = Field(5, ge=1)
     important_thresholds: CsvList = ["1", "2", "3"]
+    # severity by how far the worst column drifted beyond its own threshold (distance / threshold; for a
+    # p-value log(p) / log(threshold)): >= 2x moderate, >= 4x severe, >= 8x critical
+    magnitude_thresholds: CsvList = ["2", "4", "8"]
 
-    _split = field_validator("share_thresholds", "important_thresholds", mode="before")(_split_csv)
+    _split = field_validator(
+        "share_thresholds", "important_thresholds", "magnitude_thresholds", mode="before"
+    )(_split_csv)
 
-    @field_validator("share_thresholds", "important_thresholds")
+    @field_validator("share_thresholds", "important_thresholds", "magnitude_thresholds")
     @classmethod
     def _three_increasing(cls, value: list[str]) -> list[str]:
         cuts = [float(v) for v in value]
@@ -254,6 +298,13 @@ class DriftSettings(_Section):
             )
         return value
 
+    @field_validator("magnitude_thresholds")
+    @classmethod
+    def _beyond_the_threshold(cls, value: list[str]) -> list[str]:
+        if float(value[0]) < 1:  # below 1x a column has not drifted at all
+            raise ValueError(f"magnitudes are multiples of a column's threshold, >= 1 expected, got {value}")
+        return value
+
     @property
     def share_cuts(self) -> tuple[float, float, float]:
         return tuple(float(v) for v in self.share_thresholds)  # type: ignore[return-value]
@@ -261,6 +312,10 @@ class DriftSettings(_Section):
     @property
     def important_cuts(self) -> tuple[int, int, int]:
         return tuple(int(float(v)) for v in self.important_thresholds)  # type: ignore[return-value]
+
+    @property
+    def magnitude_cuts(self) -> tuple[float, float, float]:
+        return tuple(float(v) for v in self.magnitude_thresholds)  # type: ignore[return-value]
 
 
 class MlflowSettings(_Section):
@@ -302,10 +357,11 @@ class StackSettings(_Section):
     celery_concurrency: int = Field(2, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
     jupyter_port: int = Field(8888, ge=1, le=65535)
-    jupyter_token: SecretStr = SecretStr("kpidelivery-dev-token")  # development default
+    # secrets have no default here: they come from the environment or `.env` (development values)
+    jupyter_token: SecretStr
     airflow_user: str = "admin"
-    airflow_password: SecretStr = SecretStr("admin")
-    jwt_secret: SecretStr = SecretStr("kpidelivery-dev-only-jwt-secret")  # development default
+    airflow_password: SecretStr
+    jwt_secret: SecretStr  # shared by every Airflow process
 
     _absolute = field_validator("dir")(_project_path)
 

@@ -54,7 +54,11 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
     Debian JDBC jar on --jars and the project on PYTHONPATH; the master comes from the connection."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
+    from jobs.common.config import load_settings
+    from jobs.common.spark import local_ip
+
     jar = os.environ.get("SPARK_JDBC_JAR", "/usr/share/java/postgresql.jar")
+    events = load_settings().spark.event_log_dir  # the history server's folder (SPARK_EVENT_LOG_DIR)
     return SparkSubmitOperator(
         task_id=task_id,
         application=str(PROJECT_ROOT / script),
@@ -63,8 +67,14 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
         deploy_mode="client",
         jars=jar,
         name=f"kpidelivery-{task_id}",
-        conf={"spark.eventLog.enabled": "true", "spark.master.rest.enabled": "false"},
+        conf={
+            "spark.eventLog.enabled": "true",
+            "spark.eventLog.dir": events.as_uri(),
+            "spark.master.rest.enabled": "false",
+        },
+        on_execute_callback=lambda _: events.mkdir(parents=True, exist_ok=True),  # before the JVM needs it
         env_vars={
+            "SPARK_LOCAL_IP": local_ip(),  # the driver and its UI bind there (loopback unless a container)
             "PYTHONPATH": str(PROJECT_ROOT),
             "MLFLOW_DISABLE_TELEMETRY": "true",
             "GX_ANALYTICS_ENABLED": "false",
@@ -79,8 +89,11 @@ def in_process_env(home: Path) -> dict[str, str]:
     connection (brackets URL-encoded, else the provider falls back to YARN silently)."""
     import sys
 
+    from jobs.common.spark import local_ip
+
     return {
         **os.environ,
+        "SPARK_LOCAL_IP": local_ip(),  # spark-submit's driver and UI on loopback, not *:4040
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),

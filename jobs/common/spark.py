@@ -71,8 +71,16 @@ def java_home() -> str | None:
     return str(Path(java).resolve().parents[1]) if java else None
 
 
+def local_ip() -> str:
+    """The address a Spark driver binds its RPC, block manager and UI to, and advertises: SPARK_LOCAL_IP
+    (a container's own name in compose), else loopback. Spark binds its UI to 0.0.0.0 when SPARK_LOCAL_IP
+    is unset, so it must be in the environment before the JVM starts: every launch path sets it."""
+    return os.environ.get("SPARK_LOCAL_IP") or "127.0.0.1"
+
+
 def spark_env() -> dict[str, str]:
-    """Environment a Spark driver (or spark-submit) needs: same Python on driver and workers."""
+    """Environment a Spark driver (or spark-submit) needs: same Python on driver and workers, and the
+    address to bind (`local_ip`)."""
     import pyspark
 
     env = {
@@ -84,7 +92,7 @@ def spark_env() -> dict[str, str]:
     }
     if home := java_home():
         env["JAVA_HOME"] = home
-    env.setdefault("SPARK_LOCAL_IP", os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"))
+    env["SPARK_LOCAL_IP"] = local_ip()
     return env
 
 

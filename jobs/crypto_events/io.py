@@ -58,7 +58,7 @@ def replace_run_rows(
     conn.execute(f"DELETE FROM {table} WHERE run_id = %s", (run_id,))
     tagged = df.select(F.lit(logical_date).alias("logical_date"), F.lit(run_id).alias("run_id"), "*")
     tagged.write.jdbc(pg.jdbc_url(), table, mode="append", properties=_jdbc(pg))
-    conn.execute(f"ANALYZE {table}")  # fresh statistics for the merge's plans
+    # no ANALYZE: only a table's owner may, and the loader owns none but its staging table (autovacuum does)
 
 
 def replace_partition_by_copy(conn, df: DataFrame, table: str, logical_date: date, run_id: str) -> int:
@@ -73,5 +73,5 @@ def replace_partition_by_copy(conn, df: DataFrame, table: str, logical_date: dat
     with conn.transaction():
         conn.execute(f"DELETE FROM {table} WHERE logical_date = %s", (logical_date,))
         copy_arrow(conn, table, arrow)
-    conn.execute(f"ANALYZE {table}")
+    conn.execute(f"ANALYZE {table}")  # the loader owns its staging table (90_grants.sql) for this
     return arrow.num_rows

@@ -159,7 +159,7 @@ def merge_run(conn, run_id: str) -> MergeCounts:
 def main(argv: list[str] | None = None) -> int:
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, resolve_server
+    from jobs.common.postgres import connect, open_business_database
     from jobs.crypto_events.runs import WindowBusy, record_failure, window_lock
 
     parser = argparse.ArgumentParser(
@@ -170,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     settings = load_settings()
-    pg, where = resolve_server(settings.postgres)
-    log.info(where)
+    pg, _ = open_business_database(settings.postgres)
     with connect(pg) as conn:
         try:
             with window_lock(conn, args.date, settings.crypto.run_lock_wait_seconds):

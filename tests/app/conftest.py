@@ -96,8 +96,9 @@ def served(mlflow_server, pg, spark, tmp_path_factory):
         assert decision.promote, decision  # the first version of this model: production
         scored = score_batch.run(score_batch.parse_args(["--master", "local[2]"]), settings)
         drifted = drift.run(drift.parse_args(["--date", DRIFT_DAY]), settings)
+        with connect(pg, role="admin") as admin:
+            admin.execute(f"TRUNCATE {', '.join(CRYPTO_TABLES)}")
         with connect(pg) as conn:
-            conn.execute(f"TRUNCATE {', '.join(CRYPTO_TABLES)}")
             simulate(conn, settings, CRYPTO_DAY, events_per_day=300)
         crypto = run_job(settings, CRYPTO_DAY)
         settings.churn, settings.mlflow  # noqa: B018 (read while the environment holds this fixture's values)

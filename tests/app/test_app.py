@@ -244,7 +244,7 @@ def test_an_empty_database_and_a_missing_one_are_explained(served, pg):
     from jobs.common.postgres import connect, free_port, prepare_database
 
     empty, bare = f"{pg.db}_app_empty", f"{pg.db}_app_bare"
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         for db in (empty, bare):
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))

@@ -128,7 +128,7 @@ def test_without_data_every_notebook_says_what_to_run(pg, mlflow_server, tmp_pat
     from jobs.common.postgres import connect, prepare_database
 
     empty = f"{pg.db}_nb_empty"
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(empty)))
     prepare_database(pg.model_copy(update={"db": empty}))
     env = {

@@ -75,7 +75,7 @@ def database_of_an_older_version(pg, tmp_path: Path, name: str, frozen: dict[str
     from jobs.common.postgres import INIT_DDL_DIR, apply_init_ddl, connect
 
     scratch = pg.model_copy(update={"db": f"{pg.db}_{name}"})
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch.db)))
     old = tmp_path / f"{name}_ddl"

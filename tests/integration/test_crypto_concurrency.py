@@ -28,8 +28,11 @@ D = date(2026, 11, 20)
 # (one where the second run waits, one where it refuses); `make test-concurrency` runs the 20 of issue 14
 PAIRS = int(os.environ.get("KPI_CONCURRENT_PAIRS", "2"))
 WAITS_EVERY = 5  # pairs 0, 5, 10, 15: the second run waits for the first; in the others it refuses at once
-RESET = "TRUNCATE prod.bt_crypto_events, dqm.bt_crypto_events_rejects, raw.bt_crypto_landing, dqm.dq_runs, " \
-    "staging.bt_crypto_events_candidate"  # fmt: skip
+RESET = "; ".join(  # as the loader, which may DELETE but not TRUNCATE
+    f"DELETE FROM {table}"
+    for table in ("prod.bt_crypto_events", "dqm.bt_crypto_events_rejects", "raw.bt_crypto_landing", "dqm.dq_runs",
+                  "staging.bt_crypto_events_candidate")
+)  # fmt: skip
 # what the quarantine says after the runs: the rows of the window as the LAST merged run judged them, and every
 # row whose date fits no window, which must be quarantined once over all runs
 QUARANTINE = """

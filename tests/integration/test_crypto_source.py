@@ -44,12 +44,14 @@ ROWS = [
 
 
 @pytest.fixture
-def task_table(db, pg):
-    """The source table recreated with the original DDL for one test, our own one back afterwards."""
-    db.execute(f"DROP TABLE {SOURCE}")
-    db.execute(ORIGINAL_DDL)
+def task_table(db, admin_db, pg):
+    """The source table recreated (by the admin: DDL) with the original DDL for one test, our own one back
+    afterwards. Init is applied again in between, as `make init` would: it grants the loader its rows."""
+    admin_db.execute(f"DROP TABLE {SOURCE}")
+    admin_db.execute(ORIGINAL_DDL)
+    apply_init_ddl(pg)
     yield db
-    db.execute(f"DROP TABLE {SOURCE}")
+    admin_db.execute(f"DROP TABLE {SOURCE}")
     apply_init_ddl(pg)
 
 
@@ -165,7 +167,7 @@ def test_a_run_is_reproduced_from_its_landing_after_upstream_moved_on(db, settin
 
     db.execute("UPDATE raw.bt_crypto_transaction_history SET purchase_price = '61000'")  # upstream moved on
     db.execute("DELETE FROM raw.bt_crypto_transaction_history WHERE user_id = '5'")
-    db.execute("TRUNCATE prod.bt_crypto_events")
+    db.execute("DELETE FROM prod.bt_crypto_events")
     again = run_job(settings, None, reproduce=original.run_id)
 
     assert again.status == "merged"
@@ -218,15 +220,15 @@ def test_landing_is_pruned_after_its_retention_and_a_pruned_run_cannot_be_reprod
     assert main(["--reproduce", "00000000-0000-0000-0000-000000000000"]) == 2
 
 
-def test_a_source_without_the_tasks_columns_is_a_clear_error(db, pg, settings):
+def test_a_source_without_the_tasks_columns_is_a_clear_error(db, admin_db, pg, settings):
     from jobs.crypto_events.__main__ import BadInput
 
-    db.execute(f"ALTER TABLE {SOURCE} RENAME COLUMN purchase_units TO units")
+    admin_db.execute(f"ALTER TABLE {SOURCE} RENAME COLUMN purchase_units TO units")
     try:
         with pytest.raises(BadInput, match=r"lacks the task's columns \['purchase_units'\]"):
             run_job(settings, date(2026, 11, 20))
     finally:
-        db.execute(f"ALTER TABLE {SOURCE} RENAME COLUMN units TO purchase_units")
+        admin_db.execute(f"ALTER TABLE {SOURCE} RENAME COLUMN units TO purchase_units")
 
 
 def test_init_ddl_upgrades_a_first_release_database_in_place(pg, spark, tmp_path):
@@ -304,5 +306,5 @@ def test_init_ddl_upgrades_a_first_release_database_in_place(pg, spark, tmp_path
         after = prod_rows(conn)
     assert after[("MLA", 7, date(2026, 11, 18), "BTC")]["is_active"] is False  # gone upstream: deactivated
     assert after[("MLA", 8, date(2026, 11, 19), "BTC")]["purchase_value"] == Decimal("120000.00000000")
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(scratch.db)))

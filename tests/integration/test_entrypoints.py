@@ -69,7 +69,7 @@ def test_embedded_default_when_nothing_answers():
                 "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
             ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
-        assert tables[0] == 16  # 8 crypto + 8 churn tables of database/sql/init
+        assert tables[0] == 17  # 8 crypto + 8 churn tables of database/sql/init + dqm.init_ddl
         again, _ = resolve_server(nothing)  # reused, not started twice
         assert again.port == pg.port
     finally:

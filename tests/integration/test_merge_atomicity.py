@@ -64,14 +64,14 @@ def _merge_process(run_id: str) -> subprocess.Popen:
     )
 
 
-def test_sigkill_during_merge_leaves_before_or_after(db, settings, spark):
+def test_sigkill_during_merge_leaves_before_or_after(db, admin_db, settings, spark):
     simulate(db, settings, D1, events_per_day=30_000, defect_share=0.02, history_days=0)
     run_job(settings, D1)
     simulate(db, settings, D2, events_per_day=30_000, defect_share=0.02, history_days=0)
     validated = run_job(settings, D2, stage="validate")
     run_id = validated.run_id
-    db.execute("DROP TABLE IF EXISTS public.prod_before")
-    db.execute("CREATE TABLE public.prod_before AS SELECT * FROM prod.bt_crypto_events")
+    admin_db.execute("DROP TABLE IF EXISTS public.prod_before")  # the test's own copy: the admin's
+    admin_db.execute("CREATE TABLE public.prod_before AS SELECT * FROM prod.bt_crypto_events")
     before = _state(db)
 
     t0 = time.monotonic()  # one full merge gives the after state and how long a merge process takes
@@ -83,7 +83,7 @@ def test_sigkill_during_merge_leaves_before_or_after(db, settings, spark):
     rng = random.Random(20261122)
     outcomes = []
     for _ in range(TRIALS):
-        _restore(db, run_id)
+        _restore(admin_db, run_id)
         assert _state(db) == before
         proc = _merge_process(run_id)
         time.sleep(rng.uniform(0.0, full * 1.1))
@@ -97,4 +97,4 @@ def test_sigkill_during_merge_leaves_before_or_after(db, settings, spark):
         outcomes.append((code, "after" if state == after else "before"))
     killed_before_commit = sum(1 for code, s in outcomes if code == -signal.SIGKILL and s == "before")
     assert killed_before_commit >= 3, f"too few kills landed before the commit to mean anything: {outcomes}"
-    db.execute("DROP TABLE public.prod_before")
+    admin_db.execute("DROP TABLE public.prod_before")
