@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import altair as alt
-import pandas as pd
 import streamlit as st
 
 from app.common import Timer, model_page, settings
 from jobs.churn.features import ID
-from jobs.churn.serving import BatchFileError, batch_results, errors_frame, read_batch_csv
+from jobs.churn.serving import BatchFileError, batch_results, batch_template, errors_frame, read_batch_csv
+from jobs.common.csvfile import MB
 
 model = model_page("Score a file of customers")
 scorer = model.scorer
@@ -20,20 +20,28 @@ st.markdown(
     "ignored). Empty cells are missing values. Rows with a problem are listed with the reason and kept in "
     "the download; they are never dropped."
 )
-template = pd.DataFrame([{ID: "CUSTOMER_1", **model.scorer.description["numeric_fill"],
-                          **{c: (v[0] if v else "") for c, v in model.categories().items()}}])  # fmt: skip
+template = batch_template(
+    scorer.description["numeric_fill"], model.categories(), scorer.numeric, scorer.categorical
+)
 st.download_button(
     "Download a template (one typical customer)",
-    template[[ID, *scorer.features]].to_csv(index=False),
+    template.to_csv(index=False),
     file_name="churn_customers_template.csv",
     mime="text/csv",
 )
-upload = st.file_uploader("Customers CSV", type=["csv"])
+max_upload_mb = settings().app.max_upload_mb
+upload = st.file_uploader("Customers CSV", type=["csv"], max_upload_size=max_upload_mb)
 if upload is None:
     st.stop()
 
 try:
-    batch = read_batch_csv(upload.getvalue(), scorer.numeric, scorer.categorical, model.categories())
+    batch = read_batch_csv(
+        upload.getvalue(),
+        scorer.numeric,
+        scorer.categorical,
+        model.categories(),
+        max_bytes=max_upload_mb * MB,
+    )
 except BatchFileError as exc:
     st.error(f"**{upload.name} cannot be scored:** {exc}")
     st.stop()

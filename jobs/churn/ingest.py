@@ -18,7 +18,6 @@ Exit codes: 0 loaded, 3 a gate blocked at least one file, 2 bad input (missing f
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
@@ -30,6 +29,15 @@ from datetime import date
 from pathlib import Path
 
 from jobs.churn.sources import CORRUPT, IngestConfig, Source, annotate, parse_rows, source_rules, sources
+from jobs.common.csvfile import (
+    MB,
+    CsvFileProblem,
+    check_size,
+    decode,
+    missing_names,
+    parse_header,
+    repeated_names,
+)
 from jobs.common.gate import GateConfig, GateResult
 from jobs.common.rules import Rule
 from jobs.common.spark import master_option
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 _BATCH_NAMESPACE = uuid.UUID("8f6f0d3e-5d1c-4f7b-9a51-1c8d2e0b7a10")
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
 SLICE_ROWS = 250_000  # rows per driver round trip when copying into PostgreSQL
+HEAD_BYTES = 1 << 20  # what the header check reads of a file: the header line and the first rows
 
 
 class BadSourceFile(ValueError):
@@ -68,23 +77,34 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_header(path: Path, source: Source) -> list[str]:
-    """The file's column names; raises BadSourceFile when it is empty or misses expected columns."""
+def read_header(path: Path, source: Source, max_bytes: int | None = None) -> list[str]:
+    """The file's column names, from its first HEAD_BYTES only; raises BadSourceFile when it is larger than
+    `max_bytes` (checked before it is opened), not UTF-8, empty, too wide or misses expected columns."""
     if not path.is_file():
         raise BadSourceFile(f"{source.name}: file not found: {path}")
-    with path.open(newline="", encoding="utf-8", errors="replace") as handle:
-        header = next(csv.reader(handle), None)
-    if not header or not any(h.strip() for h in header):
-        raise BadSourceFile(f"{source.name}: {path} is empty (no header line)")
-    header = [h.strip() for h in header]
-    missing = [c for c in source.file_columns if c not in header]
+    subject = f"{source.name}: {path}"
+    size = path.stat().st_size
+    try:
+        check_size(size, max_bytes)
+    except CsvFileProblem as exc:
+        raise BadSourceFile(f"{subject} {exc} (CHURN_MAX_FILE_MB): split it or raise the limit") from None
+    with path.open("rb") as handle:
+        head = handle.read(HEAD_BYTES)
+        complete = not handle.read(1)
+    try:
+        header = parse_header(decode(head, complete), complete)
+    except CsvFileProblem as exc:
+        raise BadSourceFile(f"{subject} {exc}") from None
+    if not any(header):
+        raise BadSourceFile(f"{subject} is empty (no header line)")
+    missing = missing_names(header, source.file_columns)
     if missing:
         raise BadSourceFile(
-            f"{source.name}: {path} misses columns {missing} (found {header}; expected {list(source.file_columns)})"
+            f"{subject} misses columns {missing} (found {header}; expected {list(source.file_columns)})"
         )
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    repeated = repeated_names(header)
     if repeated:
-        raise BadSourceFile(f"{source.name}: {path} repeats columns {repeated}")
+        raise BadSourceFile(f"{subject} repeats columns {repeated}")
     return header
 
 
@@ -208,7 +228,7 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
     from jobs.common.rules import rule_flags
 
     progress = Progress(log)
-    header = read_header(path, source)
+    header = read_header(path, source, settings.churn.max_file_mb * MB)
     sha = file_sha256(path)
     batch = batch_id(source.name, as_of, sha)
     _start_batch(conn, batch, source.name, as_of, path, sha)
@@ -347,7 +367,7 @@ def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
     contracts = sources(settings.churn.history_months, settings.churn.horizon_months)
     # every header is checked before any Spark work: a bad file fails fast with its reason
     for name in args.only:
-        read_header(source_dir / f"{name}.csv", contracts[name])
+        read_header(source_dir / f"{name}.csv", contracts[name], settings.churn.max_file_mb * MB)
     pg, _ = open_business_database(settings.postgres)
     spark = build_session("churn-ingest", settings.spark, args.master)
     store = open_store(settings.object_store)

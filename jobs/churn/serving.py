@@ -32,6 +32,14 @@ from typing import TYPE_CHECKING, Any
 from jobs.churn import features as feature_module
 from jobs.churn.features import ID, Domain
 from jobs.churn.sources import id_problem
+from jobs.common.csvfile import (
+    CsvFileProblem,
+    check_size,
+    decode,
+    missing_names,
+    parse_header,
+    repeated_names,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -173,6 +181,7 @@ class Batch:
     rejected_lines: list[int]
     ignored_columns: list[str] = field(default_factory=list)
     unseen: dict[str, list[str]] = field(default_factory=dict)  # categories the model never saw
+    rejected_ids: dict[int, str] = field(default_factory=dict)  # line -> its customer_id as written
 
 
 def read_batch_csv(
@@ -181,45 +190,50 @@ def read_batch_csv(
     categorical: tuple[str, ...],
     known_categories: Mapping[str, list[str]] | None = None,
     max_rows: int = MAX_BATCH_ROWS,
+    max_bytes: int | None = None,
 ) -> Batch:
     """Checks a CSV of customers (header row, one customer per line; `customer_id` optional).
 
-    Raises `BatchFileError` when the file as a whole is unusable (not UTF-8, empty, model columns
-    missing, repeated header names, too many rows); otherwise every line is accounted for.
+    Raises `BatchFileError` when the file as a whole is unusable (larger than `max_bytes`, judged before
+    anything is decoded; not UTF-8, empty, more than `MAX_COLUMNS` columns, model columns missing,
+    repeated header names, too many rows); otherwise every line is accounted for.
     """
     import pandas as pd
 
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BatchFileError(f"the file is not UTF-8 text (byte {exc.start}): save it as UTF-8 CSV") from exc
-    if "\x00" in text:
-        raise BatchFileError("the file contains NUL bytes: it is not a CSV text file")
-    reader = csv.reader(io.StringIO(text, newline=""))
+        check_size(len(data), max_bytes)
+    except CsvFileProblem as exc:
+        raise BatchFileError(
+            f"the file {exc}: score large files with the batch job (`python -m jobs.churn.score_batch`)"
+        ) from None
     try:
-        header = next(reader)
-    except StopIteration:
-        raise BatchFileError("the file is empty: expected a header row and one customer per line") from None
-    except csv.Error as exc:
-        raise BatchFileError(f"the header row is not valid CSV: {exc}") from exc
-    header = [h.strip() for h in header]
+        text = decode(data)
+        header = parse_header(text)
+    except CsvFileProblem as exc:
+        raise BatchFileError(f"the file {exc}") from None
+    if not header:
+        raise BatchFileError("the file is empty: expected a header row and one customer per line")
     features = (*numeric, *categorical)
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    repeated = repeated_names(header)
     if repeated:
         raise BatchFileError(f"repeated column names in the header: {repeated}")
-    missing = [c for c in features if c not in header]
+    missing = missing_names(header, features)
     if missing:
         hint = " (the file looks ';'-separated: use commas)" if len(header) == 1 and ";" in header[0] else ""
         raise BatchFileError(
             f"the file lacks {len(missing)} of the model's {len(features)} input columns{hint}: "
             f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}"
         )
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)  # the header, checked above
     position = {name: i for i, name in enumerate(header)}
     has_id = ID in position
+    used = {name: position[name] for name in (*features, ID) if name in position}  # per row: only these
     errors: list[RowError] = []
     rejected: list[int] = []
     records: list[dict[str, Any]] = []
     first_line_of: dict[str, int] = {}
+    rejected_ids: dict[int, str] = {}  # line -> id text, when the line's fields line up with the header
     lines = 0
     while True:
         line = reader.line_num + 1
@@ -243,6 +257,7 @@ def read_batch_csv(
                 "(`python -m jobs.churn.score_batch`)"
             )
         row_errors = []
+        written = None  # the line's customer_id, trimmed
         if len(values) != len(header):
             row_errors.append(
                 RowError(
@@ -250,7 +265,8 @@ def read_batch_csv(
                 )
             )
         else:
-            raw = {name: values[i] for name, i in position.items()}
+            raw = {name: values[i] for name, i in used.items()}
+            written = raw[ID].strip() if has_id else None
             clean, by_column = check_record(raw, numeric, categorical)
             row_errors += [RowError(line, c, _show(raw[c]), m) for c, m in by_column.items()]
             if has_id:
@@ -267,6 +283,8 @@ def read_batch_csv(
                         clean[ID] = customer
         if row_errors:
             errors += row_errors
+            if written is not None:
+                rejected_ids[line] = written
             rejected.append(line)
         else:
             records.append({"line": line, **clean})
@@ -285,8 +303,9 @@ def read_batch_csv(
             new = sorted({v for v in rows[column].dropna() if v not in known})
             if new:
                 unseen[column] = new
-    ignored = [h for h in header if h not in features and h != ID]
-    return Batch(rows, errors, lines, rejected, ignored, unseen)
+    wanted = {*features, ID}
+    ignored = [h for h in header if h not in wanted]
+    return Batch(rows, errors, lines, rejected, ignored, unseen, rejected_ids)
 
 
 def errors_frame(errors: list[RowError], limit: int = MAX_ERRORS_LISTED) -> pd.DataFrame:
@@ -299,24 +318,54 @@ def errors_frame(errors: list[RowError], limit: int = MAX_ERRORS_LISTED) -> pd.D
 
 
 def batch_results(batch: Batch, scored: pd.DataFrame) -> pd.DataFrame:
-    """Every data line of the file: scored ones with probability and band, rejected ones with why."""
+    """Every data line of the file: scored ones with probability and band, rejected ones with why (and
+    their id as written, so the download still says who).
+
+    Built from the rows with fixed types, not by concatenating a scored and a rejected frame: that made
+    line numbers floats (``2.0``) whenever one side was empty, and left the ids of rejected lines blank
+    (a column of digits with holes reads back as floats: ``1.2345678901234568e+17``). Line numbers are
+    int64, ids the file's text."""
     import pandas as pd
 
     reasons: dict[int, list[str]] = {}
     for e in batch.errors:
         reasons.setdefault(e.line, []).append(e.message)
-    rejected = pd.DataFrame(
-        {
-            "line": batch.rejected_lines,
-            "status": "rejected",
-            "problems": ["; ".join(reasons[n]) for n in batch.rejected_lines],
-        }
-    )
-    keep = ["line", *([ID] if ID in scored.columns else []), "probability", "risk_band"]
-    ok = scored[keep].assign(status="scored", problems="")
-    out = pd.concat([ok, rejected], ignore_index=True).sort_values("line", kind="stable")
-    order = ["line", *([ID] if ID in out.columns else []), "status", "probability", "risk_band", "problems"]
-    return out[order].reset_index(drop=True)
+    has_id = ID in scored.columns
+    by_line = {
+        int(line): (customer, "scored", float(p), band, "")
+        for line, customer, p, band in zip(
+            scored["line"].tolist(),
+            scored[ID].tolist() if has_id else [None] * len(scored),
+            scored["probability"].tolist(),
+            scored["risk_band"].tolist(),
+            strict=True,
+        )
+    }
+    for line in batch.rejected_lines:
+        by_line[line] = (batch.rejected_ids.get(line), "rejected", math.nan, None, "; ".join(reasons[line]))
+    columns = ["line", ID, "status", "probability", "risk_band", "problems"]
+    out = pd.DataFrame.from_records([(n, *by_line[n]) for n in sorted(by_line)], columns=columns)
+    out = out.astype({"line": "int64", ID: object, "probability": "float64"})
+    return out if has_id else out.drop(columns=ID)
+
+
+def batch_template(
+    numeric_fill: Mapping[str, float],
+    categories: Mapping[str, list[str]],
+    numeric: tuple[str, ...],
+    categorical: tuple[str, ...],
+) -> pd.DataFrame:
+    """One typical customer in the upload's format: the training medians and each category's most
+    frequent value. Whole-number inputs are written whole (a count's median of 12.5 would be refused
+    when the template is uploaded back)."""
+    import pandas as pd
+
+    values: dict[str, Any] = {ID: "CUSTOMER_1"}
+    for column in numeric:
+        value = numeric_fill[column]
+        values[column] = round(float(value)) if domain_of(column).integer else value
+    values.update({c: (categories.get(c) or [""])[0] for c in categorical})
+    return pd.DataFrame([values], columns=[ID, *numeric, *categorical])
 
 
 # ---------------------------------------------------------------------------------------------------------

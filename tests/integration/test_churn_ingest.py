@@ -4,6 +4,7 @@ upgrade of a database created by the previous DDL."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import math
@@ -152,6 +153,45 @@ def test_bad_files_fail_fast_with_a_clear_message(settings, source_dir):
     with pytest.raises(BadSourceFile, match="is empty"):
         _ingest(settings, source_dir, "DEMOGRAFICOS")
     assert main(["--source-dir", str(source_dir / "nope"), "--as-of", "2025-03-01"]) == 2
+
+
+def test_a_utf8_byte_order_mark_is_dropped_and_every_row_loads(settings, spark, churn_db, source_dir):
+    path = source_dir / "DEMOGRAFICOS.csv"
+    with path.open(newline="") as handle:
+        first_customer = list(csv.reader(handle))[1][0]
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+    (outcome,) = _ingest(settings, source_dir, "DEMOGRAFICOS")
+    assert outcome.status == "loaded"
+    assert outcome.counts == {"read": 200, "rejected": 0, "duplicates": 0, "valid": 200}
+    (loaded,) = churn_db.execute(
+        "SELECT cus_cust_id_buy FROM raw.churn_demograficos WHERE batch_id = %s ORDER BY source_row LIMIT 1",
+        (outcome.batch_id,),
+    ).fetchone()
+    assert loaded == first_customer
+
+
+def test_a_utf16_file_and_a_file_above_the_size_cap_are_bad_input_that_says_why(
+    monkeypatch, caplog, source_dir
+):
+    path = source_dir / "ACTIVE_USER.csv"
+    path.write_bytes(codecs.BOM_UTF16_LE + path.read_text().encode("utf-16-le"))
+    assert main(["--source-dir", str(source_dir), "--as-of", AS_OF.isoformat(), "--only", "ACTIVE_USER"]) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line == (
+        f"bad input: ACTIVE_USER: {path} is not UTF-8 (looks like UTF-16 LE, byte order mark FF FE): "
+        "save it as UTF-8"
+    )
+    monkeypatch.setenv("CHURN_MAX_FILE_MB", "1")
+    big = source_dir / "PAYMENTS.csv"
+    with big.open("ab") as handle:
+        handle.truncate(55 << 20)  # 55 MB (sparse), refused by its size: never opened for reading
+    caplog.clear()
+    assert main(["--source-dir", str(source_dir), "--as-of", AS_OF.isoformat(), "--only", "PAYMENTS"]) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert line == (
+        f"bad input: PAYMENTS: {big} is 55.0 MB ({55 << 20:,} bytes), more than the limit of 1.0 MB "
+        "(CHURN_MAX_FILE_MB): split it or raise the limit"
+    )
 
 
 def test_cli_rejects_unknown_files_and_bad_dates(capsys):
@@ -544,7 +584,7 @@ def test_init_ddl_upgrades_a_database_of_the_previous_version_in_place(pg, tmp_p
         conn.execute(
             "INSERT INTO raw.churn_dinero_cuenta VALUES (%s, 2, 'ABC-7', 1, 1, 'Elegible', 'h')", (batch,)
         )
-    with connect(pg, dbname="postgres") as conn:
+    with connect(pg, dbname="postgres", role="admin") as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch.db)))
 
 
