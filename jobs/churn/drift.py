@@ -2,17 +2,21 @@
 
 ``python -m jobs.churn.drift --date 2026-11-22``: reference = the training snapshot of the `production`
 model (its recorded Delta version and snapshot date), current = the latest snapshot of the feature table.
-``--reference PATH[@VERSION] --current PATH[@VERSION] --columns SPEC.yaml``: any two tables (Delta folders,
-Parquet or CSV files), columns from a spec (its numeric and categorical lists). The segment shares are
-compared as the model sees them: the share columns of the production model's vocabulary, or, for a spec
-file, of the reference table's top segments; both sides derive them from their map column.
+``--reference PATH[@VERSION] --current PATH[@VERSION] --columns SPEC.yaml``: any two tables (a Delta folder,
+a Parquet file or folder of `.parquet`/`.pq` files, a CSV file), the columns from a spec (its numeric and
+categorical lists; `id` and `label` optional, checked against both tables when named; a training spec
+works too). The segment shares are compared as the model sees them: the share columns of the production
+model's vocabulary, or, for a spec file, of the reference table's top segments; both sides derive them
+from their map column.
 
 Spark samples both sides (`DRIFT_SAMPLE_ROWS`, recorded); Evidently's `DataDriftPreset` (with tests) judges
 every column; the HTML and JSON reports go to `<MLFLOW_ARTIFACTS_BUCKET>/drift-reports/<date>/` through the
 project's one object-store module; an MLflow run (tag `run_type=drift`) gets `recent_drift_share`, the
-per-feature drift values and methods and the reports. Severity none/moderate/severe/critical comes from
-the drifted share and from how many of the model's most important features drifted; `retrain` is true at
-critical. The last line printed is the machine-readable result (JSON) for the DAG to branch on.
+per-feature drift values and methods and the reports. Severity none/moderate/severe/critical is the worst
+of three judgements (`judge`, the same for both modes): the drifted share, how many of the model's most
+important features drifted, and how far the worst column drifted beyond its own threshold (the magnitude);
+`retrain` is true at critical. The last line printed is the machine-readable result (JSON) for the DAG to
+branch on.
 Exit codes: 0 done (whatever the severity), 2 bad input, 1 error.
 """
 
@@ -21,9 +25,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,11 +39,18 @@ if TYPE_CHECKING:
     import pandas as pd
     from pyspark.sql import DataFrame
 
+    from jobs.churn.features import Shares
     from jobs.churn.spec import TrainSpec
 
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("none", "moderate", "severe", "critical")
+# Evidently 0.7's tests that report a p-value without saying so in their display name (the others that do
+# say "p_value": K-S, chi-square, Z-test); Total-Variation-Distance is one of them, despite its name
+P_VALUE_METHODS = frozenset(
+    {"anderson-darling", "cramer-von mises", "epps-singleton", "fisher's exact test", "g_test",
+     "mann-whitney u-rank test", "empirical_mmd", "t_test", "total-variation-distance"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,11 +61,39 @@ class ColumnDrift:
     threshold: float
 
     @property
+    def p_value(self) -> bool:
+        method = self.method.lower()
+        return "p_value" in method or method in P_VALUE_METHODS
+
+    @property
     def drifted(self) -> bool:
         # p-value methods (small data: K-S, chi-square) drift BELOW the threshold, distances at/above it
-        return (
-            self.value < self.threshold if "p_value" in self.method.lower() else self.value >= self.threshold
-        )
+        return self.value < self.threshold if self.p_value else self.value >= self.threshold
+
+    @property
+    def ratio(self) -> float:
+        """How many times its threshold the column drifted (>= 1 drifted, 2 = twice as far): a distance
+        over its threshold; a p-value shrinks by orders of magnitude as drift grows, so for it
+        log(p) / log(threshold) (0.05 ** 2 is 2x, a p-value of 0 is finite, ~236x at 0.05)."""
+        if self.p_value:
+            if not 0 < self.threshold < 1:
+                return float(self.drifted)
+            p = min(max(self.value, sys.float_info.min), 1.0)
+            ratio = math.log(p) / math.log(self.threshold)
+        else:
+            if self.threshold <= 0:
+                return float(self.drifted)
+            ratio = self.value / self.threshold
+        return round(ratio, 9)  # 0.8 / 0.1 is 8x (not 7.999999999999999) against a cut of 8
+
+
+@dataclass(frozen=True)
+class Verdict:
+    severity: str
+    important_drifted: list[str]
+    magnitude: float  # the largest ratio of a column's drift to its threshold (0.0: no column)
+    magnitude_column: str | None
+    reasons: list[str]
 
 
 @dataclass
@@ -62,6 +102,8 @@ class DriftResult:
     severity: str
     retrain: bool
     drift_share: float
+    drift_magnitude: float  # the worst column's drift / its threshold (ColumnDrift.ratio)
+    drift_magnitude_column: str | None
     drifted_columns: list[str]
     columns: dict[str, dict[str, Any]]
     important_drifted: list[str]
@@ -98,13 +140,20 @@ def judge(
     important: list[str],
     share_cuts: tuple[float, float, float],
     important_cuts: tuple[int, int, int],
-) -> tuple[str, list[str], list[str]]:
-    """Severity = the worse of (drifted share vs its cuts) and (drifted top features vs their cuts)."""
+    magnitude_cuts: tuple[float, float, float],
+) -> Verdict:
+    """Severity = the worst of (drifted share vs its cuts), (drifted top features vs their cuts; none when
+    `important` is empty, as for two tables without a model) and (the largest drift / threshold ratio of a
+    drifted column vs its cuts): one column far beyond its threshold counts even among many calm ones."""
     drifted = {d.column for d in drifts if d.drifted}
     important_drifted = [c for c in important if c in drifted]
+    measured = [d for d in drifts if not math.isnan(d.ratio)]
+    worst = max(measured, key=lambda d: d.ratio, default=None)
+    magnitude = worst.ratio if worst else 0.0
     by_share = sum(share >= cut for cut in share_cuts)
     by_importance = sum(len(important_drifted) >= cut for cut in important_cuts)
-    level = max(by_share, by_importance)
+    by_magnitude = sum(magnitude >= cut for cut in magnitude_cuts) if worst and worst.drifted else 0
+    level = max(by_share, by_importance, by_magnitude)
     reasons = [f"{share:.0%} of the columns drifted (cuts {', '.join(f'{c:.0%}' for c in share_cuts)})"]
     if important:
         reasons.append(
@@ -112,7 +161,15 @@ def judge(
             + (f" ({', '.join(important_drifted)})" if important_drifted else "")
             + f" (cuts {', '.join(map(str, important_cuts))})"
         )
-    return SEVERITIES[level], important_drifted, reasons
+    cuts = ", ".join(f"{c:g}x" for c in magnitude_cuts)
+    if worst and worst.drifted:
+        reasons.append(
+            f"{worst.column} drifted {magnitude:.1f}x its threshold ({worst.method} {worst.value:.3g} vs "
+            f"{worst.threshold:g}; cuts {cuts})"
+        )
+    else:
+        reasons.append(f"no column drifted (the closest at {magnitude:.1f}x its threshold; cuts {cuts})")
+    return Verdict(SEVERITIES[level], important_drifted, magnitude, worst.column if worst else None, reasons)
 
 
 def run_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str]):
@@ -127,7 +184,101 @@ def run_report(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str
     return Report([DataDriftPreset()], include_tests=True).run(reference_data=ref, current_data=cur)
 
 
+# --- which columns ---------------------------------------------------------------------------------------
+
+COLUMN_KEYS = ("id", "label", "numeric", "categorical", "shares")
+TRAINING_KEYS = ("name", "models", "split", "selection_metric", "threshold")  # a training spec's; ignored
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """The columns compared: numeric and categorical (share columns derived from `shares` as the model
+    does). `id` and `label`, when named, must be in both tables; they are never compared."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...] = ()
+    shares: Shares | None = None
+    id: str | None = None
+    label: str | None = None
+
+    @classmethod
+    def of(cls, spec: TrainSpec) -> ColumnSpec:
+        """A (resolved) model's features; its id and label are the model's business, not drift's."""
+        return cls(spec.numeric, spec.categorical, spec.shares)
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    @property
+    def resolved(self) -> bool:
+        return self.shares is None or self.shares.resolved
+
+    def required_columns(self) -> tuple[str, ...]:
+        """What a table must hold: id and label (when named), the features, the map and total of `shares`."""
+        derived = tuple(self.shares.columns) if self.shares is not None and self.shares.resolved else ()
+        extra = () if self.shares is None else (self.shares.column, self.shares.total)
+        named = tuple(c for c in (self.id, self.label) if c)
+        numeric = tuple(c for c in self.numeric if c not in derived)
+        return tuple(dict.fromkeys((*named, *numeric, *self.categorical, *extra)))
+
+    def with_vocabulary(self, keys: list[str]) -> ColumnSpec:
+        from jobs.churn.spec import SpecError
+
+        if self.shares is None:
+            return self
+        shares = self.shares.with_vocabulary(keys)
+        taken = sorted(set(shares.columns) & {self.id, self.label, *self.numeric, *self.categorical})
+        if taken:
+            raise SpecError(f"the share columns {taken} of {shares.column!r} are columns of the spec already")
+        return replace(self, numeric=(*self.numeric, *shares.columns), shares=shares)
+
+
+def load_columns(path: str | Path) -> ColumnSpec:
+    """The `--columns` YAML: `numeric` and/or `categorical` lists (or `shares`); `id`, `label` optional."""
+    from jobs.churn.spec import SpecError, _parse_shares, read_yaml_mapping  # the training spec's checks
+
+    path, raw = read_yaml_mapping(path, "columns spec")
+    unknown = sorted(set(raw) - set(COLUMN_KEYS) - set(TRAINING_KEYS))
+    if unknown:
+        raise SpecError(f"{path}: unknown keys {unknown} (known: {list(COLUMN_KEYS)})")
+    lists = {}
+    for key in ("numeric", "categorical"):
+        value = raw.get(key) or []
+        if not isinstance(value, list):
+            raise SpecError(f"{path}: {key!r} must be a list of column names, got {value!r}")
+        lists[key] = tuple(value)
+    named = {key: raw[key] for key in ("id", "label") if raw.get(key) is not None}
+    columns = [*named.values(), *lists["numeric"], *lists["categorical"]]
+    if not all(isinstance(c, str) and c for c in columns):
+        raise SpecError(f"{path}: column names must be non-empty strings: {columns}")
+    shares = _parse_shares(raw.get("shares"), str(path))
+    if shares is not None:
+        columns.append(shares.column)
+        if shares.resolved:
+            columns.extend(shares.columns)
+    repeated = sorted({c for c in columns if columns.count(c) > 1})
+    if repeated:
+        raise SpecError(f"{path}: a column may play one role only, repeated: {repeated}")
+    if not lists["numeric"] and not lists["categorical"] and shares is None:
+        raise SpecError(f"{path}: no columns to compare (give 'numeric' and/or 'categorical')")
+    numeric = lists["numeric"] + (tuple(shares.columns) if shares is not None and shares.resolved else ())
+    return ColumnSpec(numeric, lists["categorical"], shares, named.get("id"), named.get("label"))
+
+
+def check_columns(df: DataFrame, info: dict, spec: ColumnSpec) -> None:
+    """A clear error (exit 2) when the table lacks the id, the label or feature columns of the spec."""
+    for role, column in (("id", spec.id), ("label", spec.label)):
+        if column and column not in df.columns:
+            raise ValueError(f"{info['path']} lacks the {role} column {column!r} named in the columns spec")
+    missing = [c for c in spec.required_columns() if c not in df.columns]
+    if missing:
+        raise ValueError(f"{info['path']} lacks the columns {missing}")
+
+
 # --- I/O -------------------------------------------------------------------------------------------------
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 @dataclass(frozen=True)
@@ -135,6 +286,7 @@ class TableRef:
     path: str
     version: int | None = None
     snapshot: date | None = None
+    format: str | None = None  # delta | parquet | csv, from what is on disk (`located`)
 
     @classmethod
     def parse(cls, text: str) -> TableRef:
@@ -143,17 +295,44 @@ class TableRef:
             raise ValueError(f"{text!r}: the version after @ must be a number")
         return cls(path, int(version) if version else None)
 
+    def located(self) -> TableRef:
+        """This ref with its format, checked before any Spark work (ValueError: exit 2)."""
+        fmt = table_format(self.path)
+        if fmt != "delta" and self.version is not None:
+            raise ValueError(f"{self.path}: a version (@{self.version}) applies to Delta tables only")
+        return replace(self, format=fmt, snapshot=self.snapshot if fmt == "delta" else None)
+
+
+def table_format(path: str) -> str:
+    """delta: a folder with a `_delta_log`; parquet: a `.parquet`/`.pq` file or a folder holding such
+    files; csv: a `.csv` file. Anything else, or nothing at the path, is a ValueError."""
+    where = Path(path)
+    if not where.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    if where.is_dir():
+        if (where / "_delta_log").is_dir():
+            return "delta"
+        if any(f.suffix.lower() in PARQUET_SUFFIXES and f.is_file() for f in where.rglob("*")):
+            return "parquet"
+        raise ValueError(f"{path}: a folder with neither a _delta_log (Delta) nor .parquet/.pq files")
+    if where.suffix.lower() in PARQUET_SUFFIXES:
+        return "parquet"
+    if where.suffix.lower() == ".csv":
+        return "csv"
+    raise ValueError(f"{path}: not a Delta folder, a .parquet/.pq file or folder of them, or a .csv file")
+
 
 def read_table(spark, ref: TableRef) -> tuple[DataFrame, dict]:
-    """Spark reads the table: a pinned Delta version (and snapshot date), a Parquet or a CSV file."""
+    """Spark reads the table: a pinned Delta version (and snapshot date), Parquet or a CSV file."""
     from jobs.churn.snapshots import open_version, read_with_spark
 
-    if ref.path.endswith(".csv"):
+    fmt = ref.format or table_format(ref.path)
+    if fmt == "csv":
         return spark.read.option("header", True).option("inferSchema", True).csv(ref.path), {
             "path": ref.path,
             "format": "csv",
         }
-    if ref.path.endswith(".parquet"):
+    if fmt == "parquet":
         return spark.read.parquet(ref.path), {"path": ref.path, "format": "parquet"}
     version = ref.version if ref.version is not None else open_version(ref.path).version()
     df, _ = read_with_spark(spark, ref.path, version, ref.snapshot)
@@ -164,15 +343,12 @@ def read_table(spark, ref: TableRef) -> tuple[DataFrame, dict]:
 
 
 def sample_table(
-    df: DataFrame, info: dict, spec: TrainSpec, rows: int, seed: int = 7
+    df: DataFrame, info: dict, spec: ColumnSpec, rows: int, seed: int = 7
 ) -> tuple[pd.DataFrame, dict]:
     """About `rows` rows of the spec's feature columns; a spec with `shares` derives its share columns
     from the table's map with its vocabulary (`jobs.churn.features.expand_shares`), as the model does."""
     from jobs.churn.features import expand_shares
 
-    missing = [c for c in spec.table_columns() if c not in df.columns]
-    if missing:
-        raise ValueError(f"{info['path']} lacks the columns {missing}")
     total = df.count()
     if total == 0:
         raise ValueError(
@@ -189,8 +365,9 @@ def sample_table(
     return frame, {**info, "rows": total, "sampled": len(frame)}
 
 
-def production_inputs(settings) -> tuple[TableRef, TableRef, TrainSpec, list[str], Any]:
-    """Reference, current, the model's (resolved) spec and top features from the production model's records."""
+def production_inputs(settings) -> tuple[TableRef, TableRef, ColumnSpec, list[str], Any]:
+    """Reference, current, the model's (resolved) features and top features from the production model's
+    records."""
     from mlflow.tracking import MlflowClient
 
     from jobs.churn.models import load_spec_of, resolve
@@ -198,17 +375,17 @@ def production_inputs(settings) -> tuple[TableRef, TableRef, TrainSpec, list[str
 
     ref = resolve(MlflowClient(), settings.mlflow.model_name, "production")
     spec = load_spec_of(ref)
-    snapshot = ref.tags.get("snapshot_date")
-    reference = TableRef(
+    snapshot, version = ref.tags.get("snapshot_date"), ref.tags.get("feature_version", "")
+    reference = TableRef(  # a model trained on a Parquet or CSV file records no version ("None")
         ref.tags["feature_path"],
-        int(ref.tags["feature_version"]),
+        int(version) if version.isdigit() else None,
         date.fromisoformat(snapshot) if snapshot else None,
     )
     path = str(table_path(settings.churn.lake_dir))
-    version = open_version(path).version()
-    current = TableRef(path, version, latest_snapshot_date(path, version))
+    latest = open_version(path).version()
+    current = TableRef(path, latest, latest_snapshot_date(path, latest))
     important = top_features(ref.run_id, settings.drift.important_features)
-    return reference, current, spec, important, ref
+    return reference, current, ColumnSpec.of(spec), important, ref
 
 
 def top_features(run_id: str, k: int) -> list[str]:
@@ -257,6 +434,7 @@ def log_to_mlflow(result: DriftResult, model_ref, files: dict) -> str:
             {
                 "run_type": "drift",
                 "drift_severity": result.severity,
+                "drift_magnitude_column": result.drift_magnitude_column or "",
                 "retrain": str(result.retrain).lower(),
                 "report_html": result.report_uris.get("html", ""),
                 **(
@@ -278,6 +456,7 @@ def log_to_mlflow(result: DriftResult, model_ref, files: dict) -> str:
         mlflow.log_metrics(
             {
                 "recent_drift_share": result.drift_share,
+                "drift_magnitude": result.drift_magnitude,
                 "drifted_columns": len(result.drifted_columns),
                 "severity_level": SEVERITIES.index(result.severity),
                 **{f"drift.{c}": d["value"] for c, d in result.columns.items()},
@@ -295,13 +474,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--date", type=date.fromisoformat, required=True, help="logical date of the report (yyyy-mm-dd)"
     )
     parser.add_argument(
-        "--reference", help="PATH[@VERSION]: reference table (default: the production model's data)"
+        "--reference",
+        help="PATH[@VERSION]: reference table, a Delta folder (@VERSION pins one), a .parquet/.pq file or "
+        "folder, or a .csv file (default: the production model's data)",
     )
     parser.add_argument(
         "--current", help="PATH[@VERSION]: current table (default: the latest feature snapshot)"
     )
     parser.add_argument(
-        "--columns", help="spec YAML whose numeric/categorical lists name the columns to compare"
+        "--columns",
+        help="YAML whose numeric/categorical lists name the columns to compare (id, label optional: "
+        "checked against both tables when named; a training spec works too)",
     )
     parser.add_argument("--sample-rows", type=int, help="rows sampled per side (default DRIFT_SAMPLE_ROWS)")
     parser.add_argument(
@@ -321,7 +504,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace, settings=None) -> DriftResult:
     from jobs.churn.features import top_keys
     from jobs.churn.registry import configure
-    from jobs.churn.spec import load_spec
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
     from jobs.common.objectstore import open_store
@@ -329,23 +511,24 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
 
     settings = settings or load_settings()
     progress = Progress(log)
-    configure(settings.mlflow)
     model_ref = None
+    if not (args.reference and args.no_mlflow):  # two tables without a run need no MLflow at all
+        configure(settings.mlflow)
     if args.reference:
-        spec = load_spec(args.columns)
+        spec = load_columns(args.columns)
         reference, current = TableRef.parse(args.reference), TableRef.parse(args.current)
         important = []
     else:
         reference, current, spec, important, model_ref = production_inputs(settings)
+    reference, current = reference.located(), current.located()  # before any Spark work
     rows = args.sample_rows or settings.drift.sample_rows
     spark = build_session("churn-drift", settings.spark, args.master)
     with progress.step("sample") as facts:
         ref_df, ref_info = read_table(spark, reference)
         cur_df, cur_info = read_table(spark, current)
+        check_columns(ref_df, ref_info, spec)  # both sides, before the vocabulary is taken from one
+        check_columns(cur_df, cur_info, spec)
         if not spec.resolved:  # a spec file, not a model's: the vocabulary of the reference side
-            missing = [c for c in spec.table_columns() if c not in ref_df.columns]
-            if missing:
-                raise ValueError(f"{reference.path} lacks the columns {missing}")
             spec = spec.with_vocabulary(top_keys(ref_df, spec.shares))
         ref_frame, ref_info = sample_table(ref_df, ref_info, spec, rows)
         cur_frame, cur_info = sample_table(cur_df, cur_info, spec, rows)
@@ -356,22 +539,29 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
     with progress.step("Evidently report") as facts:
         snapshot = run_report(ref_frame, cur_frame, numeric, categorical)
         share, drifts = column_drifts(snapshot.dict())
-        severity, important_drifted, reasons = judge(
-            share, drifts, important, settings.drift.share_cuts, settings.drift.important_cuts
-        )
-        facts.update(share=round(share, 3), severity=severity)
+        cuts = settings.drift
+        verdict = judge(share, drifts, important, cuts.share_cuts, cuts.important_cuts, cuts.magnitude_cuts)
+        facts.update(share=round(share, 3), magnitude=round(verdict.magnitude, 2), severity=verdict.severity)
     result = DriftResult(
         date=args.date.isoformat(),
-        severity=severity,
-        retrain=severity == "critical",
+        severity=verdict.severity,
+        retrain=verdict.severity == "critical",
         drift_share=share,
+        drift_magnitude=verdict.magnitude,
+        drift_magnitude_column=verdict.magnitude_column,
         drifted_columns=[d.column for d in drifts if d.drifted],
         columns={
-            d.column: {"method": d.method, "value": d.value, "threshold": d.threshold, "drifted": d.drifted}
+            d.column: {
+                "method": d.method,
+                "value": d.value,
+                "threshold": d.threshold,
+                "ratio": d.ratio,
+                "drifted": d.drifted,
+            }
             for d in drifts
         },
-        important_drifted=important_drifted,
-        reasons=reasons,
+        important_drifted=verdict.important_drifted,
+        reasons=verdict.reasons,
         reference=ref_info,
         current=cur_info,
         sample_rows={"reference": len(ref_frame), "current": len(cur_frame)},
@@ -383,7 +573,7 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
         )
         if not args.no_mlflow:
             result.mlflow_run_id = log_to_mlflow(result, model_ref, files)
-    log.info("drift %s: %s (%s)", result.date, severity, "; ".join(reasons))
+    log.info("drift %s: %s (%s)", result.date, result.severity, "; ".join(result.reasons))
     return result
 
 

@@ -106,11 +106,12 @@ def version_details(client, name: str, version: int, with_plots: bool = True) ->
 
 
 def drift_runs(client, experiment: str, limit: int = 500) -> pd.DataFrame:
-    """The drift monitor's runs, oldest first: date, severity, recent_drift_share, drifted columns."""
+    """The drift monitor's runs, oldest first: date, severity, recent_drift_share, the worst column's drift
+    magnitude (drift / its threshold), drifted columns."""
     import pandas as pd
 
-    columns = ["date", "severity", "recent_drift_share", "drifted_columns", "retrain", "model_version",
-               "report_html", "run_id", "started"]  # fmt: skip
+    columns = ["date", "severity", "recent_drift_share", "drift_magnitude", "drift_magnitude_column",
+               "drifted_columns", "retrain", "model_version", "report_html", "run_id", "started"]  # fmt: skip
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return pd.DataFrame(columns=columns)
@@ -129,6 +130,8 @@ def drift_runs(client, experiment: str, limit: int = 500) -> pd.DataFrame:
                 "date": name.removeprefix("drift-") if name.startswith("drift-") else "",
                 "severity": tags.get("drift_severity", ""),
                 "recent_drift_share": metrics.get("recent_drift_share"),
+                "drift_magnitude": metrics.get("drift_magnitude"),  # None: a run from before it was logged
+                "drift_magnitude_column": tags.get("drift_magnitude_column", ""),
                 "drifted_columns": int(metrics.get("drifted_columns", 0)),
                 "retrain": tags.get("retrain") == "true",
                 "model_version": tags.get("model_version", ""),

@@ -115,18 +115,24 @@ class TrainSpec:
         return replace(self, numeric=numeric, shares=shares)
 
 
-def load_spec(path: str | Path) -> TrainSpec:
+def read_yaml_mapping(path: str | Path, what: str = "spec") -> tuple[Path, dict]:
+    """A YAML mapping from `path` (or from `specs/` when only a name is given), and where it was found."""
     path = Path(path)
     if not path.exists() and (SPECS_DIR / path).exists():
         path = SPECS_DIR / path
     if not path.is_file():
-        raise SpecError(f"spec file not found: {path}")
+        raise SpecError(f"{what} file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a spec is a mapping, got {type(raw).__name__}")
+        raise SpecError(f"{path}: a {what} is a mapping, got {type(raw).__name__}")
+    return path, raw
+
+
+def load_spec(path: str | Path) -> TrainSpec:
+    path, raw = read_yaml_mapping(path)
     return parse_spec(raw, source=str(path))
 
 

@@ -378,6 +378,8 @@ def test_drift_against_the_production_models_data_goes_to_s3_and_mlflow(env, lif
     run = mlflow.get_run(result.mlflow_run_id)
     assert run.data.tags["run_type"] == "drift" and run.data.tags["model_version"] == str(production)
     assert run.data.metrics["recent_drift_share"] == pytest.approx(result.drift_share)
+    assert run.data.metrics["drift_magnitude"] == pytest.approx(summary["drift_magnitude"])
+    assert run.data.tags["drift_magnitude_column"] == result.drift_magnitude_column in result.columns
     assert {f"drift.{c}" for c in result.columns} <= set(run.data.metrics)
     assert run.data.params["drift_method.age"] == result.columns["age"]["method"]
     logged = {a.path for a in _client().list_artifacts(result.mlflow_run_id, "drift")}
