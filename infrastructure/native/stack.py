@@ -198,6 +198,9 @@ def services(settings: Settings) -> list[Service]:
     names = database_names(settings)
     store = settings.object_store
     logs = st.dir / "logs"
+    # --skip-serve-logs (triggerer, worker): Airflow's log server binds every interface (its host is hard-coded
+    # to ""), and task logs go to the object store (remote logging) anyway: the UI shows them from there once a
+    # try ends. Nothing of the stack listens beyond STACK_HOST.
     token = st.jupyter_token.get_secret_value()
 
     def master_alive() -> bool:
@@ -299,12 +302,21 @@ def services(settings: Settings) -> list[Service]:
         ),
         Service(
             "airflow-triggerer",
-            [py, "-m", "airflow", "triggerer"],
+            [py, "-m", "airflow", "triggerer", "--skip-serve-logs"],
             lambda: _airflow_component(settings, "triggerer"),
         ),
         Service(
             "airflow-worker",
-            [py, "-m", "airflow", "celery", "worker", "--concurrency", str(st.celery_concurrency)],
+            [
+                py,
+                "-m",
+                "airflow",
+                "celery",
+                "worker",
+                "--skip-serve-logs",
+                "--concurrency",
+                str(st.celery_concurrency),
+            ],
             lambda: _log_says(logs / "airflow-worker.log", " ready."),
         ),
         Service(
