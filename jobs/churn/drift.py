@@ -236,7 +236,7 @@ class ColumnSpec:
 
 def load_columns(path: str | Path) -> ColumnSpec:
     """The `--columns` YAML: `numeric` and/or `categorical` lists (or `shares`); `id`, `label` optional."""
-    from jobs.churn.spec import SpecError, _parse_shares, read_yaml_mapping  # the training spec's checks
+    from jobs.churn.spec import SpecError, parse_shares, read_yaml_mapping  # the training spec's checks
 
     path, raw = read_yaml_mapping(path, "columns spec")
     unknown = sorted(set(raw) - set(COLUMN_KEYS) - set(TRAINING_KEYS))
@@ -252,7 +252,7 @@ def load_columns(path: str | Path) -> ColumnSpec:
     columns = [*named.values(), *lists["numeric"], *lists["categorical"]]
     if not all(isinstance(c, str) and c for c in columns):
         raise SpecError(f"{path}: column names must be non-empty strings: {columns}")
-    shares = _parse_shares(raw.get("shares"), str(path))
+    shares = parse_shares(raw.get("shares"), str(path))
     if shares is not None:
         columns.append(shares.column)
         if shares.resolved:

@@ -164,7 +164,7 @@ def parse_spec(raw: dict[str, Any], source: str = "spec") -> TrainSpec:
     columns = [need("id", str), need("label", str), *numeric, *categorical]
     if not all(isinstance(c, str) and c for c in columns):
         raise SpecError(f"{source}: column names must be non-empty strings: {columns}")
-    shares = _parse_shares(raw.get("shares"), source)
+    shares = parse_shares(raw.get("shares"), source)
     if shares is not None and shares.resolved:
         numeric = (*numeric, *shares.columns)
     _check_roles(raw["id"], raw["label"], numeric, categorical, shares, source)
@@ -225,7 +225,7 @@ def parse_spec(raw: dict[str, Any], source: str = "spec") -> TrainSpec:
 _NAME_PART = re.compile(r"^[A-Za-z0-9_]*$")
 
 
-def _parse_shares(raw: Any, source: str) -> Shares | None:
+def parse_shares(raw: Any, source: str) -> Shares | None:
     if raw is None:
         return None
     where = f"{source}: shares"
