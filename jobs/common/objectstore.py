@@ -15,6 +15,10 @@ from typing import Protocol
 from jobs.common.config import ObjectStoreSettings
 
 
+class ObjectNotFound(KeyError):
+    """No object under that key (the URI is the argument)."""
+
+
 class ObjectStore(Protocol):
     def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str | None = None) -> str: ...
     def get_bytes(self, bucket: str, key: str) -> bytes: ...
@@ -51,7 +55,10 @@ class LocalObjectStore:
         return self.uri(bucket, key)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self._path(bucket, key).read_bytes()
+        try:
+            return self._path(bucket, key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(self.uri(bucket, key)) from None
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         base = self.root / bucket
@@ -99,7 +106,10 @@ class S3ObjectStore:
         return self.uri(bucket, key)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        try:
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._client.exceptions.NoSuchKey:
+            raise ObjectNotFound(self.uri(bucket, key)) from None
 
     def list_keys(self, bucket: str, prefix: str = "") -> list[str]:
         keys: list[str] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.common.config import ObjectStoreSettings
-from jobs.common.objectstore import S3ObjectStore, open_store, put_tree
+from jobs.common.objectstore import ObjectNotFound, S3ObjectStore, open_store, put_tree
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,15 @@ def test_s3_store_writes_lists_and_reads(s3_endpoint, tmp_path):
         ["crypto_events/2026-11-20/run/validation_result.json", *keys]
     )
     assert store.get_bytes("ge-artifacts", keys[0]) == b"<html>docs</html>"
+    with pytest.raises(ObjectNotFound, match=r"s3://ge-artifacts/crypto_events/none\.json"):
+        store.get_bytes("ge-artifacts", "crypto_events/none.json")  # a missing key, not a bare client error
 
 
 def test_empty_endpoint_means_the_local_folder(tmp_path):
     store = open_store(ObjectStoreSettings(s3_endpoint_url="", object_store_local_root=tmp_path))
     uri = store.put_bytes("ge-artifacts", "a/b.json", b"{}")
     assert uri == (tmp_path / "ge-artifacts" / "a" / "b.json").as_uri()
+    with pytest.raises(ObjectNotFound):
+        store.get_bytes("ge-artifacts", "a/none.json")
     with pytest.raises(ValueError, match="escapes its bucket"):
         store.put_bytes("ge-artifacts", "../../etc/x", b"")
