@@ -29,7 +29,7 @@ COMPOSE_VAR_VOLUME := kpidelivery_var
 NATIVE  := $(PY) -m infrastructure.native.stack
 CONTROL := $(PY) -m infrastructure.control
 DATE    ?=
-SNAPSHOT ?= 2026-09-01
+SNAPSHOT ?=
 SPEC    ?=
 
 help: ## list the targets
@@ -132,7 +132,7 @@ churn-watchdog: setup ## run the churn data watchdog; new files -> asset -> chur
 	@$(CONTROL) churn-watchdog
 
 churn-train: setup ## trigger churn_training_dag with SNAPSHOT and SPEC, wait, print the promotion
-	@$(CONTROL) churn-train --snapshot $(SNAPSHOT) $(if $(SPEC),--spec $(SPEC))
+	@$(CONTROL) churn-train $(if $(SNAPSHOT),--snapshot $(SNAPSHOT)) $(if $(SPEC),--spec $(SPEC))
 
 churn-drift: setup ## trigger the drift monitor for DATE, wait, print the verdict
 	@$(CONTROL) churn-drift $(if $(DATE),--date $(DATE))

@@ -27,6 +27,8 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from jobs.common.config import Settings, load_settings
+from jobs.common.orchestration import SCHEDULES
+from jobs.common.orchestration import TIMEZONE as ORCHESTRATION_TIMEZONE
 
 log = logging.getLogger("kpidelivery.control")
 
@@ -35,8 +37,7 @@ CRYPTO, WATCHDOG, TRAINING, DRIFT = (
     "crypto_events_dag", "churn_data_watchdog", "churn_training_dag", "churn_drift_monitor_w",
 )  # fmt: skip
 DAGS = (CRYPTO, WATCHDOG, TRAINING, DRIFT)
-TIMEZONE = ZoneInfo("America/Argentina/Buenos_Aires")
-DEFAULT_SNAPSHOT = "2026-09-01"  # churn_training_dag's `snapshot` param default and the generator's
+TIMEZONE = ZoneInfo(ORCHESTRATION_TIMEZONE)
 
 
 class AirflowError(RuntimeError):
@@ -179,23 +180,20 @@ def client(settings: Settings) -> AirflowClient:
     return AirflowClient(st.airflow_url, st.airflow_user, st.airflow_password.get_secret_value())
 
 
-SCHEDULE = {CRYPTO: (9, None), DRIFT: (6, 0)}  # (hour in Buenos Aires, weekday) of each cron in the DAGs
-
-
 def logical_datetime(dag_id: str, day: date) -> datetime:
-    """The DAG's scheduled time on `day`, so `{{ ds }}` is `day` and a scheduled run of that slot is the
-    same run (the scheduler does not create a second one for a logical date that already has a run)."""
-    hour, _ = SCHEDULE[dag_id]
-    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=TIMEZONE)
+    """The DAG's scheduled time of day (its cron, SCHEDULES) on `day`, so `{{ ds }}` is `day` and a
+    scheduled run of that slot is the same run (the scheduler does not create a second one for a logical
+    date that already has a run)."""
+    minute, hour = SCHEDULES[dag_id].split()[:2]
+    return datetime(day.year, day.month, day.day, int(hour), int(minute), tzinfo=TIMEZONE)
 
 
 def latest_slot(dag_id: str, now: datetime) -> date:
-    """The most recent date whose scheduled time has passed: the default logical date of each verb."""
-    _, weekday = SCHEDULE[dag_id]
-    day = now.astimezone(TIMEZONE).date()
-    while logical_datetime(dag_id, day) > now or (weekday is not None and day.weekday() != weekday):
-        day -= timedelta(days=1)
-    return day
+    """The day of the most recent scheduled time that has passed (now included): each verb's default."""
+    from croniter import croniter
+
+    after = now.astimezone(TIMEZONE) + timedelta(microseconds=1)
+    return croniter(SCHEDULES[dag_id], after).get_prev(datetime).date()
 
 
 def trigger_and_wait(
@@ -257,16 +255,11 @@ def churn_counts(settings: Settings, snapshot: str) -> dict:
 
 
 def drift_summary(settings: Settings, day: str) -> dict | None:
-    from jobs.common.objectstore import open_store
+    from jobs.churn.drift import read_summary
 
-    store_settings = settings.object_store.model_copy(update={"s3_endpoint_url": settings.stack.s3_url})
-    try:
-        raw = open_store(store_settings).get_bytes(
-            store_settings.mlflow_artifacts_bucket, f"drift-reports/{day}/summary.json"
-        )
-    except Exception:
-        return None
-    return json.loads(raw)
+    return read_summary(
+        settings.object_store.model_copy(update={"s3_endpoint_url": settings.stack.s3_url}), day
+    )
 
 
 # --- verbs ------------------------------------------------------------------------------------------------------
@@ -280,15 +273,19 @@ def dag_run(settings: Settings, api: AirflowClient, logical: datetime) -> bool:
 
 
 def churn_train(settings: Settings, api: AirflowClient, snapshot: str, spec: str) -> bool:
-    run_id, state = trigger_and_wait(api, TRAINING, None, {"snapshot": snapshot, "spec": spec})
-    report_training(settings, api, run_id, state, snapshot)
+    """An on-demand training run; no snapshot: the run picks the latest the source files label."""
+    run_id, state = trigger_and_wait(api, TRAINING, None, {"snapshot": snapshot or None, "spec": spec})
+    report_training(settings, api, run_id, state)
     return state == "success"
 
 
-def report_training(settings: Settings, api: AirflowClient, run_id: str, state: str, snapshot: str) -> None:
+def report_training(settings: Settings, api: AirflowClient, run_id: str, state: str) -> None:
     print(f"{TRAINING} {run_id}: {state}")
-    if state == "success":
-        print(f"  promotion: {api.xcom(TRAINING, run_id, 'promote')}")
+    if state != "success":
+        return
+    snapshot = api.xcom(TRAINING, run_id, "snapshot")  # what the run resolved and trained on
+    print(f"  snapshot: {snapshot}")
+    print(f"  promotion: {api.xcom(TRAINING, run_id, 'promote')}")
     print(f"  {churn_counts(settings, snapshot)}")
 
 
@@ -309,10 +306,9 @@ def churn_watchdog(settings: Settings, api: AirflowClient, follow: bool = True) 
             return False
         time.sleep(2)
     training = new[0]
-    snapshot = (training.get("conf") or {}).get("snapshot", DEFAULT_SNAPSHOT)
     log.info("the asset event scheduled %s run %s", TRAINING, training["dag_run_id"])
     state = api.wait(TRAINING, training["dag_run_id"])
-    report_training(settings, api, training["dag_run_id"], state, snapshot)
+    report_training(settings, api, training["dag_run_id"], state)
     return state == "success"
 
 
@@ -357,7 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--date", type=date.fromisoformat, help="logical date (default: the latest scheduled one)"
     )
-    parser.add_argument("--snapshot", default=DEFAULT_SNAPSHOT, help="churn-train: snapshot date T")
+    parser.add_argument(
+        "--snapshot",
+        default="",
+        help="churn-train: snapshot date T (default: the latest the source files label)",
+    )
     parser.add_argument("--spec", default="", help="churn-train: training spec (default: CHURN_SPEC)")
     args = parser.parse_args(argv)
     now = datetime.now(TIMEZONE)

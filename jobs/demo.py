@@ -18,6 +18,8 @@ import sys
 import time
 from datetime import date, timedelta
 
+from jobs.churn.generate import DEFAULT_SNAPSHOT
+
 log = logging.getLogger("jobs.demo")
 
 SUMMARY = """SELECT DISTINCT ON (logical_date) logical_date, status, rows_read, rows_unplaced, rows_valid,
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("all", "crypto", "churn"), default="all", help="which workflow")
     parser.add_argument("--customers", type=int, default=3000, help="churn: customers to generate")
     parser.add_argument(
-        "--snapshot", type=date.fromisoformat, default=date(2026, 9, 1), help="churn: snapshot T"
+        "--snapshot", type=date.fromisoformat, default=DEFAULT_SNAPSHOT, help="churn: snapshot T"
     )
     args = parser.parse_args(argv)
     setup_logging()
@@ -186,16 +188,15 @@ def churn_demo(args, settings, pg, env) -> bool:
 def drift_demo(args, settings, env) -> bool:
     """The weekly drift monitor for the Monday of the last logical date: the current snapshot against the
     production model's training data (the same data here, so no drift), so that the app has a report."""
-    import json
-
-    from jobs.common.objectstore import open_store
+    from jobs.churn.drift import read_summary
 
     monday = args.end - timedelta(days=args.end.weekday())
     if not run_dag("churn_drift_monitor_w", monday, env):
         return False
-    store = settings.object_store
-    key = f"drift-reports/{monday.isoformat()}/summary.json"
-    summary = json.loads(open_store(store).get_bytes(store.mlflow_artifacts_bucket, key))
+    summary = read_summary(settings.object_store, monday.isoformat())
+    if summary is None:
+        print(f"  the drift monitor of {monday} wrote no summary")
+        return False
     print("\n== churn: drift monitor (churn_drift_monitor_w)")
     print(
         f"  {summary['date']}: severity {summary['severity']}, recent_drift_share {summary['drift_share']:.3f}, "

@@ -11,15 +11,23 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.common.orchestration import DEFAULT_ARGS, TIMEZONE, spark_task
+from jobs.common.orchestration import DEFAULT_ARGS, SCHEDULES, TIMEZONE, spark_task
 
 CHURN_SOURCES = Asset("kpidelivery://churn/source-files")
 START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 
 
+def run_day(dag_run):
+    """The run's day in the DAGs' time zone: its logical date, or when it has none (asset-triggered runs
+    in Airflow 3) the time it was scheduled to run after."""
+    return pendulum.instance(dag_run.logical_date or dag_run.run_after).in_timezone(TIMEZONE).date()
+
+
 @dag(
     dag_id="churn_data_watchdog",
-    schedule=CronTriggerTimetable("0 * * * *", timezone=TIMEZONE),  # hourly; no run on unpause
+    schedule=CronTriggerTimetable(
+        SCHEDULES["churn_data_watchdog"], timezone=TIMEZONE
+    ),  # hourly; no run on unpause
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -28,20 +36,24 @@ START = pendulum.datetime(2026, 1, 1, tz=TIMEZONE)
 )
 def churn_data_watchdog():
     @task(inlets=[CHURN_SOURCES], outlets=[CHURN_SOURCES])
-    def detect_new_files(inlet_events=None, outlet_events=None) -> dict:
+    def detect_new_files(inlet_events=None, outlet_events=None, dag_run=None) -> dict:
         """Emits the asset only when a source file is new or its content changed (sha256 of every file
-        against the batches already ingested and the files earlier events announced); otherwise the task is
-        skipped and nothing downstream runs."""
+        against the batches already ingested and the files earlier events announced), with the snapshot the
+        files can label; otherwise the task is skipped and nothing downstream runs."""
         from airflow.exceptions import AirflowSkipException
 
-        from jobs.churn.watch import changed_sources, unannounced
+        from jobs.churn.watch import changed_sources, latest_labelled_snapshot, unannounced
+        from jobs.common.config import load_settings
 
         earlier = inlet_events[CHURN_SOURCES].ascending(False).limit(100)
         changes = unannounced(changed_sources(), [(e.extra or {}).get("files", {}) for e in earlier])
         if not changes:
             raise AirflowSkipException("no new or changed churn source file")
-        outlet_events[CHURN_SOURCES].extra = {"files": changes}
-        return changes
+        churn = load_settings().churn
+        snapshot = latest_labelled_snapshot(churn.source_dir, churn.date_formats, run_day(dag_run))
+        announcement = {"files": changes, "snapshot": snapshot.isoformat() if snapshot else None}
+        outlet_events[CHURN_SOURCES].extra = announcement
+        return announcement
 
     detect_new_files()
 
@@ -54,7 +66,12 @@ def churn_data_watchdog():
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params={
-        "snapshot": Param("2026-09-01", type="string", format="date", description="snapshot date T"),
+        "snapshot": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+            description="snapshot date T; empty: the asset event's, else the latest the source files label",
+        ),
         "spec": Param(
             "", type="string", description="training spec (jobs/churn/specs/ or a path); empty: CHURN_SPEC"
         ),
@@ -62,7 +79,21 @@ def churn_data_watchdog():
     tags=["churn", "training"],
 )
 def churn_training_dag():
-    snapshot = "{{ params.snapshot }}"
+    @task(task_id="snapshot")
+    def resolve_snapshot(params=None, triggering_asset_events=None, dag_run=None) -> str:
+        """The snapshot every step of this run uses (see `training_snapshot`), in XCom."""
+        from jobs.churn.watch import snapshot_of_run
+        from jobs.common.config import load_settings
+
+        announced = [
+            (event.extra or {}).get("snapshot")
+            for events in (triggering_asset_events or {}).values()
+            for event in events
+        ]
+        day = run_day(dag_run)
+        return snapshot_of_run(params.get("snapshot"), announced, load_settings().churn, day).isoformat()
+
+    snapshot = "{{ ti.xcom_pull(task_ids='snapshot') }}"
     ingest = spark_task("ingest", "jobs/churn/ingest.py", ["--as-of", snapshot])
     features = spark_task("build_features", "jobs/churn/build_features.py", ["--snapshot", snapshot])
     train = spark_task("train", "jobs/churn/train.py", ["--spec", "{{ params.spec }}", "--snapshot", snapshot],
@@ -80,12 +111,12 @@ def churn_training_dag():
         }
 
     score = spark_task("batch_score", "jobs/churn/score_batch.py", ["--snapshot", snapshot])
-    ingest >> features >> train >> promote() >> score
+    resolve_snapshot() >> ingest >> features >> train >> promote() >> score
 
 
 @dag(
     dag_id="churn_drift_monitor_w",
-    schedule=CronTriggerTimetable("0 6 * * 1", timezone=TIMEZONE),
+    schedule=CronTriggerTimetable(SCHEDULES["churn_drift_monitor_w"], timezone=TIMEZONE),
     start_date=START,
     catchup=False,
     max_active_runs=1,
@@ -96,22 +127,23 @@ def churn_drift_monitor_w():
     drift = spark_task("drift_report", "jobs/churn/drift.py", ["--date", "{{ ds }}"])
 
     @task.short_circuit
-    def critical(ds: str) -> bool:
-        """True (go on and retrain) only when the report of the logical date says critical."""
-        import json
-
+    def critical(ds: str, ti=None) -> bool:
+        """True (go on and retrain) only when the report of the logical date says critical; the current
+        snapshot it drifted on goes to XCom `snapshot` for the training run."""
+        from jobs.churn.drift import read_summary, retrain_snapshot
         from jobs.common.config import load_settings
-        from jobs.common.objectstore import open_store
 
-        settings = load_settings().object_store
-        summary = json.loads(
-            open_store(settings).get_bytes(
-                settings.mlflow_artifacts_bucket, f"drift-reports/{ds}/summary.json"
-            )
-        )
-        return bool(summary["retrain"])
+        snapshot = retrain_snapshot(read_summary(load_settings().object_store, ds))
+        if snapshot is None:
+            return False
+        ti.xcom_push(key="snapshot", value=snapshot)
+        return True
 
-    retrain = TriggerDagRunOperator(task_id="trigger_training", trigger_dag_id="churn_training_dag")
+    retrain = TriggerDagRunOperator(
+        task_id="trigger_training",
+        trigger_dag_id="churn_training_dag",
+        conf={"snapshot": "{{ ti.xcom_pull(task_ids='critical', key='snapshot') or '' }}"},
+    )
     drift >> critical() >> retrain
 
 

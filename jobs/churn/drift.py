@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("none", "moderate", "severe", "critical")
+SHAP_IMPORTANCE = "explainability/shap_importance.csv"  # the model's mean |SHAP| ranking (training logs it)
+REPORTS_PREFIX, SUMMARY = "drift-reports", "summary.json"  # <bucket>/drift-reports/<date>/summary.json
 # Evidently 0.7's tests that report a p-value without saying so in their display name (the others that do
 # say "p_value": K-S, chi-square, Z-test); Total-Variation-Distance is one of them, despite its name
 P_VALUE_METHODS = frozenset(
@@ -392,12 +394,14 @@ def top_features(run_id: str, k: int) -> list[str]:
     """The model's k most important features by mean |SHAP| (its `explainability/` artifact)."""
     import mlflow
     import pandas as pd
+    from mlflow.tracking import MlflowClient
 
-    try:
-        path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/explainability/shap_importance.csv")
-    except Exception as exc:  # an older model without the artifact: share-based severity only
-        log.warning("no SHAP importance for run %s (%s): severity from the drifted share only", run_id, exc)
+    from jobs.churn.monitoring import logged
+
+    if not logged(MlflowClient(), run_id, SHAP_IMPORTANCE):  # an older model: share-based severity only
+        log.warning("no SHAP importance for run %s: severity from the drifted share only", run_id)
         return []
+    path = mlflow.artifacts.download_artifacts(f"runs:/{run_id}/{SHAP_IMPORTANCE}")
     ranking = pd.read_csv(path, index_col=0).iloc[:, 0]
     return list(ranking.sort_values(ascending=False).index[:k])
 
@@ -413,17 +417,42 @@ def write_reports(snapshot, folder) -> dict[str, Path]:
 
 def publish(files: dict, result: DriftResult, store, bucket: str) -> dict[str, str]:
     """The reports and the result summary to `<bucket>/drift-reports/<date>/` (S3 or the local folder)."""
-    prefix = f"drift-reports/{result.date}"
     types = {"html": "text/html", "json": "application/json"}
     result.report_uris = {
-        kind: store.put_bytes(bucket, f"{prefix}/{path.name}", path.read_bytes(), types[kind])
+        kind: store.put_bytes(bucket, report_key(result.date, path.name), path.read_bytes(), types[kind])
         for kind, path in files.items()
     }
     summary = json.dumps(asdict(result), indent=2, default=str).encode()
     result.report_uris["summary"] = store.put_bytes(
-        bucket, f"{prefix}/summary.json", summary, "application/json"
+        bucket, report_key(result.date, SUMMARY), summary, "application/json"
     )
     return result.report_uris
+
+
+def report_key(day, name: str = "") -> str:
+    """The object key of a drift report's file (`name`), or of the day's folder, in the artifacts bucket."""
+    return f"{REPORTS_PREFIX}/{day}/{name}"
+
+
+def read_summary(store_settings, day) -> dict | None:
+    """The summary (`DriftResult` as JSON) of the day's drift report, None when there is none."""
+    from jobs.common.objectstore import ObjectNotFound, open_store
+
+    try:
+        raw = open_store(store_settings).get_bytes(
+            store_settings.mlflow_artifacts_bucket, report_key(day, SUMMARY)
+        )
+    except ObjectNotFound:
+        return None
+    return json.loads(raw)
+
+
+def retrain_snapshot(summary: dict | None) -> str | None:
+    """The snapshot to retrain on when the report says retrain: its current table's snapshot date (''
+    for a current table without one: the training run then picks its own). None: no retraining."""
+    if not summary or not summary.get("retrain"):
+        return None
+    return (summary.get("current") or {}).get("snapshot_date") or ""
 
 
 def log_to_mlflow(result: DriftResult, model_ref, files: dict) -> str:

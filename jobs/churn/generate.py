@@ -36,7 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from jobs.churn.features import HISTORY_MONTHS, HORIZON_MONTHS
 from jobs.churn.sources import INVESTMENT_STATES, sources
+from jobs.common.dates import add_months
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +54,17 @@ SEGMENT_MIX = (
     ("Insurance", 0.009, 4.2),
     ("Donations", 0.006, 3.0),
 )
+DEFAULT_SNAPSHOT = date(2026, 9, 1)  # the demo's T: a month start, labels through 2026-10-31
 SEGMENTS = tuple(name for name, _, _ in SEGMENT_MIX)
 CARD_TYPES = ("credit", "debit", "prepaid", "none")
 CARD_EFFECT = (0.30, 0.10, -0.10, -0.40)
 CITIES = ("Buenos Aires", "Cordoba", "Rosario", "Mendoza", "La Plata", "Tucuman", "Mar del Plata", "Salta")
-HISTORY_MONTHS, HORIZON_MONTHS = 6, 2
 
 
 @dataclass(frozen=True)
 class ChurnGenConfig:
     customers: int = 5000
-    snapshot: date = date(2026, 9, 1)
+    snapshot: date = DEFAULT_SNAPSHOT
     seed: int = 7
     drift: float = 0.0
 
@@ -73,11 +75,6 @@ class ChurnGenConfig:
             raise ValueError(f"the snapshot must be the first day of a month, got {self.snapshot}")
         if not 0.0 <= self.drift <= 3.0:
             raise ValueError(f"drift must be within [0, 3], got {self.drift}")
-
-
-def add_months(day: date, months: int) -> date:
-    index = day.year * 12 + (day.month - 1) + months
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def generate(cfg: ChurnGenConfig) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict]:
@@ -237,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--customers", type=int, default=5000, help="number of customers (default 5000)")
     parser.add_argument(
-        "--snapshot", type=date.fromisoformat, default=date(2026, 9, 1), help="snapshot T, a month start"
+        "--snapshot", type=date.fromisoformat, default=DEFAULT_SNAPSHOT, help="snapshot T, a month start"
     )
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     parser.add_argument("--drift", type=float, default=0.0, help="population shift, 0 (none) to 3")

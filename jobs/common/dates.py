@@ -160,3 +160,23 @@ def parse_date_column(text: Column, patterns: Sequence[str]) -> tuple[Column, Co
         *[F.when(s, F.try_to_date(text, f.pattern)) for s, f in zip(shapes, formats, strict=True)]
     )
     return shape_ok, parsed
+
+
+def parse_date_text(text: str, patterns: Sequence[str]) -> date | None:
+    """The date a text of an accepted format names (the first format that parses decides, as in
+    `parse_date_column`), or None when no format fits or the date is not a real one. `text` is stripped."""
+    for fmt in date_formats(patterns):
+        fields = fmt.fields(text.strip())
+        if fields and _real(fields):
+            return date(*fields)
+    return None
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first day of the month `months` after (or before) `day`'s month."""
+    index = day.year * 12 + (day.month - 1) + months
+    return date(index // 12, index % 12 + 1, 1)

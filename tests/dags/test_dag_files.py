@@ -31,6 +31,8 @@ print(json.dumps({
                         "timeouts": {t.task_id: bool(t.execution_timeout) for t in d.tasks},
                         "callbacks": {t.task_id: bool(t.on_failure_callback) for t in d.tasks},
                         "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in d.tasks},
+                        "trigger_conf": {t.task_id: t.conf for t in d.tasks if hasattr(t, "trigger_dag_id")},
+                        "params": {k: v for k, v in d.params.dump().items()},
                         "tz": str(d.timezone)} for d in bag.dags.values()},
 }))
 """
@@ -68,8 +70,15 @@ def test_task_graphs(parsed):
         ["merge", "reconcile"], ["simulate_upstream", "validate"], ["validate", "merge"],
     ]  # fmt: skip
     assert dags["churn_training_dag"]["edges"] == [
-        ["build_features", "train"], ["ingest", "build_features"], ["promote", "batch_score"], ["train", "promote"],
+        ["build_features", "train"], ["ingest", "build_features"], ["promote", "batch_score"],
+        ["snapshot", "ingest"], ["train", "promote"],
     ]  # fmt: skip
+    # no fixed snapshot: each run resolves its own (param, asset event, source files, run day)
+    assert dags["churn_training_dag"]["params"]["snapshot"] is None
+    # critical drift retrains on the snapshot that drifted
+    assert dags["churn_drift_monitor_w"]["trigger_conf"] == {
+        "trigger_training": {"snapshot": "{{ ti.xcom_pull(task_ids='critical', key='snapshot') or '' }}"}
+    }
     assert dags["churn_drift_monitor_w"]["edges"] == [
         ["critical", "trigger_training"],
         ["drift_report", "critical"],
@@ -137,9 +146,11 @@ def test_churn_dags_run_end_to_end_in_process(pg, db, tmp_path):
         MLFLOW_TRACKING_URI="",
         MLFLOW_LOCAL_DIR=str(tmp_path / "mlflow"),
     )
-    _dags_test(
-        env, "churn_training_dag", "2026-11-20", {"snapshot": snapshot, "spec": str(tmp_path / "tiny.yaml")}
-    )
+    # no snapshot param: the run trains on the latest snapshot the source files label (not a fixed default)
+    _dags_test(env, "churn_training_dag", "2026-11-20", {"spec": str(tmp_path / "tiny.yaml")})
+    assert _airflow_db(
+        env, "SELECT value FROM xcom WHERE dag_id = 'churn_training_dag' AND task_id = 'snapshot'"
+    ) == [(json.dumps(snapshot),)]
     loaded = db.execute(
         "SELECT count(*) FROM dqm.churn_batches WHERE as_of = %s AND status = 'loaded'", (snapshot,)
     ).fetchone()[0]
@@ -171,6 +182,7 @@ def test_churn_dags_run_end_to_end_in_process(pg, db, tmp_path):
     assert _task_states(env, "churn_data_watchdog") == {"detect_new_files": "success"}
     (extra,) = _airflow_db(env, "SELECT extra FROM asset_event ORDER BY id DESC LIMIT 1")[0]
     assert list(json.loads(extra)["files"]) == ["DEMOGRAFICOS"]  # the asset event names the changed file
+    assert json.loads(extra)["snapshot"] == snapshot  # and the snapshot the files label, for the training
 
 
 def _airflow_db(env: dict[str, str], query: str) -> list[tuple]:

@@ -3,6 +3,7 @@ CLI's refusals before any Spark work."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -224,3 +225,23 @@ def test_an_unknown_table_path_is_exit_2_before_spark(tmp_path, caplog):
     argv = ["--date", "2026-11-22", "--reference", f"{tmp_path / 'ref.pq'}@3", "--current",
             str(tmp_path / "ref.pq"), "--columns", str(spec), "--no-mlflow"]  # fmt: skip
     assert main(argv) == 2 and "a version (@3) applies to Delta tables only" in caplog.text
+
+
+def test_a_critical_report_hands_its_current_snapshot_to_the_retraining(tmp_path):
+    """The drift monitor triggers training on the snapshot that drifted, read back through the one key
+    builder; no report or no retrain means no trigger."""
+    from jobs.churn.drift import read_summary, report_key, retrain_snapshot
+    from jobs.common.config import ObjectStoreSettings
+    from jobs.common.objectstore import open_store
+
+    store = ObjectStoreSettings(s3_endpoint_url="", object_store_local_root=tmp_path)
+    assert read_summary(store, "2026-11-16") is None
+    summary = {"retrain": True, "current": {"path": "lake", "version": 4, "snapshot_date": "2026-10-01"}}
+    open_store(store).put_bytes(
+        store.mlflow_artifacts_bucket, report_key("2026-11-16", "summary.json"), json.dumps(summary).encode()
+    )
+    assert report_key("2026-11-16", "summary.json") == "drift-reports/2026-11-16/summary.json"
+    assert retrain_snapshot(read_summary(store, "2026-11-16")) == "2026-10-01"
+    assert retrain_snapshot({**summary, "retrain": False}) is None
+    assert retrain_snapshot(None) is None
+    assert retrain_snapshot({"retrain": True, "current": {"path": "x.csv"}}) == ""  # the run picks its own

@@ -10,8 +10,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from jobs.churn.generate import FILES, ChurnGenConfig, add_months, generate, main, write
+from jobs.churn.generate import FILES, ChurnGenConfig, generate, main, write
 from jobs.common.config import ChurnSettings
+from jobs.common.dates import add_months
 
 T = date(2026, 9, 1)
 
