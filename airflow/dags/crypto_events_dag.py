@@ -11,12 +11,12 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from jobs.common.orchestration import DEFAULT_ARGS, TIMEZONE, spark_task
+from jobs.common.orchestration import DEFAULT_ARGS, SCHEDULES, TIMEZONE, spark_task
 
 
 @dag(
     dag_id="crypto_events_dag",
-    schedule=CronTriggerTimetable("0 9 * * *", timezone=TIMEZONE),
+    schedule=CronTriggerTimetable(SCHEDULES["crypto_events_dag"], timezone=TIMEZONE),
     start_date=pendulum.datetime(2026, 11, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,

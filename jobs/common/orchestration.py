@@ -17,6 +17,12 @@ from jobs.common.config import PROJECT_ROOT
 log = logging.getLogger("kpidelivery.alerts")
 
 TIMEZONE = "America/Argentina/Buenos_Aires"
+# Each scheduled DAG's cron (in TIMEZONE): the DAG files and the REST verbs' default dates read it here.
+SCHEDULES = {
+    "crypto_events_dag": "0 9 * * *",  # daily 09:00
+    "churn_data_watchdog": "0 * * * *",  # hourly
+    "churn_drift_monitor_w": "0 6 * * 1",  # Mondays 06:00
+}
 SPARK_CONN_ID = "spark_default"  # AIRFLOW_CONN_SPARK_DEFAULT='spark://local%5B2%5D' or spark://host:7077
 
 

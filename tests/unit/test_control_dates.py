@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
+from pathlib import Path
 
 from infrastructure.control import CRYPTO, DRIFT, TIMEZONE, latest_slot, logical_datetime
 
@@ -22,3 +24,14 @@ def test_logical_datetime_is_the_dag_schedule_so_ds_is_the_date():
     crypto = logical_datetime(CRYPTO, date(2026, 11, 20))
     assert crypto.isoformat() == "2026-11-20T09:00:00-03:00"
     assert logical_datetime(DRIFT, date(2026, 11, 16)).hour == 6
+
+
+def test_the_verbs_read_the_schedules_the_dags_run_on():
+    """One home for each cron: the DAG files and the REST verbs' slots read the same SCHEDULES."""
+    from jobs.common.orchestration import SCHEDULES
+
+    assert SCHEDULES[CRYPTO] == "0 9 * * *" and SCHEDULES[DRIFT] == "0 6 * * 1"
+    dags = (Path(__file__).resolve().parents[2] / "airflow" / "dags").glob("*.py")
+    text = "\n".join(p.read_text() for p in dags)
+    assert not re.search(r"CronTriggerTimetable\(\s*\"", text)  # no cron written in a DAG file
+    assert text.count("SCHEDULES[") == len(SCHEDULES)
