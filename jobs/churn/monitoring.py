@@ -20,6 +20,13 @@ METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "precision", "recall"
 PLOTS = ("plots", "explainability")
 
 
+def logged(client, run_id: str, path: str) -> bool:
+    """Whether the run logged an artifact (file or folder) at `path`. Asked before a download, so that an
+    artifact an older run never logged is told apart from a store that fails (which raises)."""
+    parent = path.rsplit("/", 1)[0] if "/" in path else None
+    return any(f.path == path for f in client.list_artifacts(run_id, parent))
+
+
 def _when(millis: int | None) -> datetime | None:
     return datetime.fromtimestamp(millis / 1000, UTC) if millis else None
 
@@ -81,17 +88,12 @@ def version_details(client, name: str, version: int, with_plots: bool = True) ->
     dataset: dict[str, Any] = {}
     plots: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="churn-run-") as tmp:
-        try:
+        if logged(client, mv.run_id, "dataset/snapshot.json"):  # an older run without it: the tags say
             path = client.download_artifacts(mv.run_id, "dataset/snapshot.json", tmp)
             dataset = json.loads(Path(path).read_text())
-        except Exception:  # an older run without it: the tags still say which data
-            dataset = {}
         if with_plots:
-            for folder in PLOTS:
-                try:
-                    local = Path(client.download_artifacts(mv.run_id, folder, tmp))
-                except Exception:
-                    continue
+            for folder in (f for f in PLOTS if logged(client, mv.run_id, f)):
+                local = Path(client.download_artifacts(mv.run_id, folder, tmp))
                 for png in sorted(local.rglob("*.png")):
                     plots[f"{folder}/{png.name}"] = png.read_bytes()
     return VersionDetails(
@@ -148,8 +150,7 @@ def drift_report(client, run_id: str) -> tuple[dict[str, Any], bytes | None]:
     """(summary.json of the run, the self-contained report.html or None when it was not logged)."""
     with tempfile.TemporaryDirectory(prefix="drift-") as tmp:
         summary = json.loads(Path(client.download_artifacts(run_id, "drift/summary.json", tmp)).read_text())
-        try:
+        html = None
+        if logged(client, run_id, "drift/report.html"):
             html = Path(client.download_artifacts(run_id, "drift/report.html", tmp)).read_bytes()
-        except Exception:
-            html = None
     return summary, html
