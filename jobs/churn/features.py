@@ -253,10 +253,20 @@ def expand_shares(df: DataFrame, shares: Shares) -> DataFrame:
     return df.withColumns({c: F.when(total > 0, v).otherwise(F.lit(0.0)) for c, v in values.items()})
 
 
+class MissingFeatures(ValueError):
+    """A frame lacks columns a model needs (its features, or the counts its shares derive from)."""
+
+
 def expand_shares_frame(frame: pd.DataFrame, shares: Shares) -> pd.DataFrame:
     """pandas form of `expand_shares` (same arithmetic, same results): a copy with the share columns. The
     map cells may be dicts (Spark's toPandas), lists of pairs (Arrow's to_pandas) or missing."""
     import numpy as np
+
+    absent = [c for c in (shares.total, shares.column) if c not in frame.columns]
+    if absent:
+        raise MissingFeatures(
+            f"missing feature columns {absent} (the model's segment shares derive from them)"
+        )
 
     total = frame[shares.total].to_numpy(dtype=np.float64, na_value=np.nan)
     maps = [_as_dict(cell) for cell in frame[shares.column].tolist()]

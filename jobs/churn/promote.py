@@ -55,11 +55,11 @@ def score(scorer, frame, label: str) -> float | None:
     """ROC AUC of one model on the evaluation rows (its share columns derived with its vocabulary)."""
     from sklearn.metrics import roc_auc_score
 
-    from jobs.churn.features import with_shares
+    from jobs.churn.features import MissingFeatures, with_shares
 
     try:
         p = scorer.predict_proba(with_shares(frame, scorer.shares))
-    except (KeyError, ValueError) as exc:  # the champion needs columns this data does not have
+    except MissingFeatures as exc:  # the champion needs columns this data does not have
         log.warning("cannot score the evaluation data: %s", exc)
         return None
     return float(roc_auc_score(frame[label].to_numpy().astype(int), np.asarray(p)))

@@ -41,3 +41,43 @@ def test_decision_tags_record_the_numbers():
     tags = decide(2, 0.85, 1, 0.84, margin=0.002).tags()
     assert tags["promotion.challenger_score"] == "0.85" and tags["promotion.champion_score"] == "0.84"
     assert tags["promotion.margin"] == "0.002" and tags["promotion.metric"] == "roc_auc"
+
+
+def _scorer():
+    """A one-numeric, one-category logistic scorer, described as `export` writes it."""
+    from jobs.churn.scorer import FORMAT, UNITS, ChurnScorer
+
+    return ChurnScorer({
+        "format": FORMAT, "kind": "logistic_regression", "units": UNITS["logistic_regression"],
+        "spec": {"name": "t", "id": "customer_id", "label": "churned", "numeric": ["a"], "categorical": ["c"],
+                 "shares": None},
+        "missing_category": "__missing__", "blank_chars": " ", "numeric_fill": {"a": 0.0},
+        "categories": {"c": ["x", "y"]},
+        "model": {"coefficients": [2.0, 1.0, -1.0], "means": [0.0, 0.5, 0.5], "intercept": 0.0,
+                  "numeric_slots": {"a": 0}, "category_slots": {"c": [1, 2]}},
+    })  # fmt: skip
+
+
+def test_a_champion_missing_columns_of_the_evaluation_data_scores_none_instead_of_crashing():
+    import pandas as pd
+
+    from jobs.churn.promote import score
+
+    frame = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "c": ["x", "y", "x", "y"], "churned": [0, 0, 1, 1]})
+    assert score(_scorer(), frame, "churned") == 1.0
+    assert score(_scorer(), frame.drop(columns="a"), "churned") is None  # the scorer's own error: not a crash
+
+
+def test_any_other_scoring_error_is_not_taken_for_an_unscorable_champion():
+    import pandas as pd
+
+    from jobs.churn.promote import score
+
+    class Broken:
+        shares = None
+
+        def predict_proba(self, frame):
+            raise ValueError("a bug in the scorer")
+
+    with pytest.raises(ValueError, match="a bug"):
+        score(Broken(), pd.DataFrame({"churned": [0, 1]}), "churned")
