@@ -46,7 +46,7 @@ def defaults() -> dict:
     """A typical customer: the training medians and the most frequent category of each input."""
     fill = scorer.description["numeric_fill"]
     values = {c: fill[c] for c in scorer.numeric}
-    values.update({c: (categories[c][0] if categories[c] else None) for c in scorer.categorical})
+    values.update({c: scorer.most_frequent(c) for c in scorer.categorical})
     return values
 
 

@@ -21,7 +21,10 @@ st.markdown(
     "the download; they are never dropped."
 )
 template = batch_template(
-    scorer.description["numeric_fill"], model.categories(), scorer.numeric, scorer.categorical
+    scorer.description["numeric_fill"],
+    {c: scorer.most_frequent(c) for c in scorer.categorical},
+    scorer.numeric,
+    scorer.categorical,
 )
 st.download_button(
     "Download a template (one typical customer)",

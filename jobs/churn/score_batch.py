@@ -25,19 +25,13 @@ log = logging.getLogger(__name__)
 SCORES_TABLE = "prod.churn_scores"
 
 
-def risk_band(probability, cuts: tuple[float, float]):
-    """low < cuts[0] <= medium < cuts[1] <= high (a Spark column)."""
-    from pyspark.sql import functions as F
-
-    return F.when(probability < cuts[0], "low").when(probability < cuts[1], "medium").otherwise("high")
-
-
 def score_frame(pipeline_model, features, spec, snapshot: date, cuts: tuple[float, float]):
     """customer id (its exact text), snapshot, probability, risk band: pure. `prepare` derives the share
     columns with the MODEL's vocabulary (its logged spec)."""
     from pyspark.sql import functions as F
 
     from jobs.churn.pipeline import positive_probability, prepare
+    from jobs.churn.serving import risk_band
 
     predicted = pipeline_model.transform(prepare(features, spec))
     p = positive_probability(predicted)

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from jobs.churn.features import Shares
+from jobs.churn.features import MissingFeatures, Shares
 from jobs.churn.pipeline import BLANK_CHARS, FEATURES_COL, MISSING_CATEGORY, coded, imputed, indexed, one_hot
 
 if TYPE_CHECKING:
@@ -57,14 +57,51 @@ _TRUE_WORDS = ("true", "false")
 # ---------------------------------------------------------------------------------------------------------
 
 
+def category_counts(pipeline_model: PipelineModel, rows: DataFrame) -> dict[str, dict[str, int]]:
+    """Rows per known category of each categorical input, as the fitted indexers read them (trimmed,
+    blank as missing), over `rows` (the train split): what "the most frequent category" means. Only the
+    counts come to the driver, one small row per category."""
+    from pyspark.ml import PipelineModel as SparkPipeline
+    from pyspark.ml.feature import StringIndexerModel
+    from pyspark.sql import functions as F
+
+    stages = list(pipeline_model.stages)
+    last = max(i for i, s in enumerate(stages) if isinstance(s, StringIndexerModel))
+    indexers = [
+        (column, index_col, list(labels))
+        for s in stages
+        if isinstance(s, StringIndexerModel)
+        for column, index_col, labels in zip(s.getInputCols(), s.getOutputCols(), s.labelsArray, strict=True)
+    ]
+    pairs = F.array(*[
+        F.struct(F.lit(column).alias("column"), F.col(index_col).cast("int").alias("index"))
+        for column, index_col, _ in indexers
+    ])  # fmt: skip
+    counted = (  # one job for every column: (column, index) pairs counted
+        SparkPipeline(stages=stages[: last + 1])
+        .transform(rows)
+        .select(F.explode(pairs).alias("p"))
+        .groupBy("p.column", "p.index")
+        .count()
+        .collect()
+    )
+    by_index = {(r["column"], r["index"]): int(r["count"]) for r in counted}
+    return {column: {label: by_index.get((column, i), 0) for i, label in enumerate(labels)}
+            for column, _, labels in indexers}  # fmt: skip
+
+
 def export_scorer(
-    pipeline_model: PipelineModel, spec: TrainSpec, background: DataFrame | None = None
+    pipeline_model: PipelineModel,
+    spec: TrainSpec,
+    background: DataFrame | None = None,
+    counts: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The fitted pipeline as a JSON-serialisable description that `ChurnScorer` scores without a JVM.
 
     `background` (prepared rows, usually the train split) only matters for logistic regression: the means
     of its assembled feature vectors are the reference of the linear SHAP values. Without it the model's
-    training summary is used (present right after `fit`, absent after a reload from disk).
+    training summary is used (present right after `fit`, absent after a reload from disk). `counts`
+    (`category_counts` of the train split) are recorded for `ChurnScorer.most_frequent`.
     """
     from pyspark.ml.classification import LogisticRegressionModel
     from pyspark.ml.feature import ImputerModel, OneHotEncoderModel, StringIndexerModel, VectorAssembler
@@ -129,6 +166,8 @@ def export_scorer(
         "numeric_fill": {c: fill[c] for c in spec.numeric},
         "categories": {c: categories[c] for c in spec.categorical},
     }
+    if counts is not None:
+        description["category_counts"] = {c: dict(counts[c]) for c in spec.categorical}
     if isinstance(model, LogisticRegressionModel):
         encoder = next((s for s in stages if isinstance(s, OneHotEncoderModel)), None)
         layout = _linear_layout(inputs, encoder, categories)
@@ -319,6 +358,7 @@ class ChurnScorer:
         self.shares: Shares | None = _shares_of(spec.get("shares"))
         self._missing = description["missing_category"]
         self._blank = description["blank_chars"]
+        self._counts: dict[str, dict[str, int]] = description.get("category_counts") or {}
         self._fill = np.array([description["numeric_fill"][c] for c in self.numeric], dtype=np.float64)
         labels = [description["categories"][c] for c in self.categorical]
         self._lookup = [{label: i for i, label in enumerate(ls)} for ls in labels]
@@ -348,6 +388,16 @@ class ChurnScorer:
         return self._base_value
 
     # -- public scoring -------------------------------------------------------------------------------
+
+    def most_frequent(self, column: str) -> str | None:
+        """The category of `column` most training rows had (ties: the first in the indexer's order); None
+        when the model knows no category. A model exported without counts (before they were recorded)
+        gives its first known category."""
+        known = [label for label in self.description["categories"][column] if label != self._missing]
+        if not known:
+            return None
+        counts = self._counts.get(column, {})
+        return max(known, key=lambda label: (counts.get(label, 0), -known.index(label)))
 
     def predict_proba(
         self, frame: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]]
@@ -398,14 +448,16 @@ class ChurnScorer:
                 return self._encode_columns(frame)
             positions = frame.columns.get_indexer(self.features)
             if (positions < 0).any():
-                raise ValueError(f"missing feature columns {[c for c in self.features if c not in frame]}")
+                raise MissingFeatures(
+                    f"missing feature columns {[c for c in self.features if c not in frame]}"
+                )
             # One object array is ~100x cheaper than to_dict("records") for a wide one-row frame.
             rows: Any = frame.to_numpy(dtype=object)[:, positions]
         else:
             records = [frame] if isinstance(frame, Mapping) else list(frame)
             absent = sorted({c for r in records for c in self.features if c not in r})
             if absent:
-                raise ValueError(f"missing feature columns {absent}")
+                raise MissingFeatures(f"missing feature columns {absent}")
             rows = [[r[c] for c in self.features] for r in records]
         split = len(self.numeric)
         num = np.array([[_to_double(v) for v in row[:split]] for row in rows], dtype=np.float64)
@@ -417,7 +469,7 @@ class ChurnScorer:
     def _encode_columns(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         absent = [c for c in self.features if c not in frame.columns]
         if absent:
-            raise ValueError(f"missing feature columns {absent}")
+            raise MissingFeatures(f"missing feature columns {absent}")
         n = len(frame)
         num = np.empty((n, len(self.numeric)), dtype=np.float64)
         for j, c in enumerate(self.numeric):

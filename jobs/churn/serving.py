@@ -71,9 +71,21 @@ class BatchFileError(ValueError):
 # ---------------------------------------------------------------------------------------------------------
 
 
-def risk_band(probability: float, cuts: tuple[float, float]) -> str:
-    """low < cuts[0] <= medium < cuts[1] <= high: `jobs.churn.score_batch.risk_band` without Spark."""
-    return "low" if probability < cuts[0] else "medium" if probability < cuts[1] else "high"
+RISK_BANDS = ("low", "medium", "high")  # prod.churn_scores' CHECK constraint holds the same three
+
+
+def risk_band(probability, cuts: tuple[float, float]):
+    """low < cuts[0] <= medium < cuts[1] <= high (CHURN_RISK_BANDS), one rule for a probability (a str) and
+    a Spark column (a column expression, for the batch job)."""
+    bands = list(zip(cuts, RISK_BANDS, strict=False))
+    if isinstance(probability, int | float):
+        return next((band for cut, band in bands if probability < cut), RISK_BANDS[-1])
+    from pyspark.sql import functions as F
+
+    expr = F
+    for cut, band in bands:
+        expr = expr.when(probability < cut, band)
+    return expr.otherwise(RISK_BANDS[-1])
 
 
 def domain_of(column: str) -> Domain:
@@ -351,20 +363,21 @@ def batch_results(batch: Batch, scored: pd.DataFrame) -> pd.DataFrame:
 
 def batch_template(
     numeric_fill: Mapping[str, float],
-    categories: Mapping[str, list[str]],
+    typical: Mapping[str, str | None],
     numeric: tuple[str, ...],
     categorical: tuple[str, ...],
 ) -> pd.DataFrame:
-    """One typical customer in the upload's format: the training medians and each category's most
-    frequent value. Whole-number inputs are written whole (a count's median of 12.5 would be refused
-    when the template is uploaded back)."""
+    """One typical customer in the upload's format: the training medians and each categorical input's
+    most frequent value (`typical`, ChurnScorer.most_frequent; None or absent: left blank). Whole-number
+    inputs are written whole (a count's median of 12.5 would be refused when the template is uploaded
+    back)."""
     import pandas as pd
 
     values: dict[str, Any] = {ID: "CUSTOMER_1"}
     for column in numeric:
         value = numeric_fill[column]
         values[column] = round(float(value)) if domain_of(column).integer else value
-    values.update({c: (categories.get(c) or [""])[0] for c in categorical})
+    values.update({c: typical.get(c) or "" for c in categorical})
     return pd.DataFrame([values], columns=[ID, *numeric, *categorical])
 
 

@@ -189,6 +189,7 @@ class TrainResult:
     counts: dict[str, int]
     test_rows: DataFrame = field(repr=False, default=None)  # prepared test split, for the parity check
     spec: TrainSpec | None = None  # the spec the model was trained with (`shares` vocabulary resolved)
+    category_counts: dict[str, dict[str, int]] | None = None  # train rows per category (the scorer's modes)
 
 
 def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
@@ -197,6 +198,7 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
     from pyspark.sql import functions as F
 
     from jobs.churn.evaluation import metrics
+    from jobs.churn.scorer import category_counts
 
     check_table(df, spec)
     spec = resolve_vocabulary(df, spec)
@@ -215,7 +217,8 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
     test = data.filter(F.col(SPLIT) == "test").drop(SPLIT)
     test_scores = scored(result.best.model, test, spec)  # the one and only use of the test rows
     test_metrics = metrics(test_scores[spec.label].to_numpy(), test_scores["p"].to_numpy(), result.threshold)
-    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test, spec)
+    modes = category_counts(result.best.model, train)
+    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test, spec, modes)
 
 
 # --- entrypoint: read the table, train, log to MLflow, register ---------------------------------------
@@ -327,7 +330,7 @@ def log_run(result: TrainResult, spec: TrainSpec, dataset: dict, settings, spark
         mlflow.log_artifacts(str(tmp_dir / "plots"), "plots")
 
         # the JVM-free scorer, checked against Spark on the test rows
-        description = export_scorer(best.model, spec)
+        description = export_scorer(best.model, spec, counts=result.category_counts)
         save_scorer(description, tmp_dir / "scorer")
         scorer = ChurnScorer.load(tmp_dir / "scorer")
         test_frame = spark_df_example.toPandas()

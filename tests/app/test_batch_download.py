@@ -78,7 +78,7 @@ def test_a_file_without_ids_downloads_whole_line_numbers():
 def test_the_template_writes_counts_as_whole_numbers_and_uploads_without_a_reject(fill):
     """The template holds the training medians: a count's median of 12.5 (or 12.0) is written 12."""
     numeric_fill = {"pay_count_6m": fill, "share_seg_instore_6m": 0.25, "age": 41.0, "balance_1": 1500.75}
-    template = batch_template(numeric_fill, {"gender": ["F", "M"], "city": []}, NUM, CAT)
+    template = batch_template(numeric_fill, {"gender": "F", "city": None}, NUM, CAT)
     text = template.to_csv(index=False)
     assert text.splitlines() == [HEADER, "CUSTOMER_1,12,0.25,41,1500.75,F,"]
     batch = read_batch_csv(text.encode(), NUM, CAT)

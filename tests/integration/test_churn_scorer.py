@@ -18,6 +18,7 @@ from jobs.churn.pipeline import build_pipeline, positive_probability, prepare
 from jobs.churn.scorer import (
     ChurnPyfuncModel,
     ChurnScorer,
+    category_counts,
     export_scorer,
     pyfunc_requirements,
     pyfunc_signature,
@@ -348,6 +349,33 @@ HAND_COMMON = {
     "numeric_fill": {"a": 1.0, "b": 2.0},
     "categories": {"c": ["__missing__", "x", "y"]},
 }
+
+
+def test_the_most_frequent_category_is_counted_on_the_train_rows(tables, fitted):
+    """What the Score form and the batch template offer as a typical customer: the category most train
+    rows had, as the fitted indexer reads them (blank and null are the missing marker, never offered)."""
+    model = fitted["logistic_regression"].model
+    counts = category_counts(model, tables.train)
+    frame = tables.train.select(*SPEC.categorical).toPandas()
+    for column in SPEC.categorical:
+        expected = frame[column].value_counts().to_dict()
+        assert counts[column] == {label: expected.get(label, 0) for label in counts[column]}, column
+        assert sum(counts[column].values()) == len(frame)  # every train row counted once
+    scorer = ChurnScorer(export_scorer(model, SPEC, counts=counts))
+    for column in SPEC.categorical:
+        known = frame[column][frame[column] != "__missing__"].value_counts()
+        assert scorer.most_frequent(column) == known.index[0] and known.iloc[0] > known.iloc[1], column
+
+
+def test_the_most_frequent_category_is_not_the_alphabetically_first():
+    described = {**HAND_COMMON, "kind": "logistic_regression", "units": "log-odds",
+                 "model": {"intercept": 0.0, "coefficients": [0.0] * 6, "means": [0.0] * 6, "size": 6,
+                           "numeric_slots": {"a": 0, "b": 1}, "category_slots": {"c": [2, 3, 4, 5]}}}  # fmt: skip
+    counted = {**described, "category_counts": {"c": {"__missing__": 900, "x": 10, "y": 30}}}
+    assert ChurnScorer.from_description(counted).most_frequent("c") == "y"  # the missing marker never
+    tie = {**described, "category_counts": {"c": {"__missing__": 0, "x": 30, "y": 30}}}
+    assert ChurnScorer.from_description(tie).most_frequent("c") == "x"  # a tie: the indexer's order
+    assert ChurnScorer.from_description(described).most_frequent("c") == "x"  # no counts recorded (older)
 
 
 def test_hand_written_linear_scorer():
