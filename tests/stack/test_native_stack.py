@@ -31,7 +31,7 @@ from jobs.common.postgres import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
 
-SNAPSHOT = "2026-09-01"  # churn_training_dag's default snapshot: the asset-triggered run uses it
+SNAPSHOT = "2026-09-01"  # the generator's default T: the asset-triggered run finds it in the payments file
 
 
 def _pg_bin() -> Path:
@@ -277,6 +277,7 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     print(f"\n{run.stdout}")
     assert "'promote': True" in run.stdout
+    assert f"snapshot: {SNAPSHOT}" in run.stdout  # the watchdog's event named the snapshot the files label
     with _db(stack) as conn:
         loaded = conn.execute("SELECT count(*) FROM dqm.churn_batches WHERE status = 'loaded'").fetchone()[0]
         scores = conn.execute(
@@ -344,7 +345,7 @@ def _wait_for_task(api, run_id: str, task: str, state: str, timeout: float = 600
         time.sleep(0.5)
 
 
-def _outage_while_blocked(stack, table: str, seconds: float = 30) -> str:
+def _outage_while_blocked(stack, table: str, seconds: float = 5) -> str:
     """Holds a SHARE lock on `table` (reads pass, writes wait) until a session of the stack waits for it,
     then stops PostgreSQL (fast: every session is cut, the waiting one mid-step) for `seconds`. So the
     outage hits exactly the step that writes `table`, however loaded the machine is. Returns its query."""
