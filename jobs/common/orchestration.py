@@ -114,17 +114,23 @@ def in_process_env(home: Path) -> dict[str, str]:
 def run_dag_in_process(
     dag_id: str, logical_date: str, env: dict[str, str], conf: dict | None = None, timeout: float = 3600
 ) -> subprocess.CompletedProcess:
-    """Migrates the runner's metadata DB (idempotent) and runs the real DAG file with `airflow dags test`;
-    the return code says whether the run succeeded."""
+    """Migrates the runner's metadata DB once per Airflow home and version, and runs the real DAG file
+    with `airflow dags test`; the return code says whether the run succeeded."""
     import json
     import sys
+    from importlib.metadata import version
 
     airflow = [sys.executable, "-m", "airflow"]
-    migrate = subprocess.run(
-        [*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
-    )
-    if migrate.returncode != 0:
-        return migrate
+    home = Path(env["AIRFLOW_HOME"])
+    # the in-process runner's SQLite DB: migrated by this Airflow once, while it exists
+    migrated = home / f".migrated-{version('apache-airflow')}"
+    if not (migrated.is_file() and (home / "airflow.db").is_file()):
+        migrate = subprocess.run(
+            [*airflow, "db", "migrate"], env=env, capture_output=True, text=True, timeout=600
+        )
+        if migrate.returncode != 0:
+            return migrate
+        migrated.touch()
     extra = ["--conf", json.dumps(conf)] if conf else []
     return subprocess.run([*airflow, "dags", "test", dag_id, logical_date, *extra], env=env,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
