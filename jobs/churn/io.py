@@ -83,18 +83,18 @@ def _why_not_loaded(name: str, batch: dict | None) -> str:
 
 
 def read_sources(spark: SparkSession, pg: PostgresSettings, batches: dict[str, dict]) -> dict[str, DataFrame]:
-    """The typed rows of each batch, read over JDBC in parallel slices of `source_row`."""
+    """The typed rows of each batch, read over JDBC in parallel slices of `source_row` (Spark's
+    monotonically increasing ids: residues, not ranges)."""
+    from jobs.common.spark import read_jdbc_slices, row_slices
+
     frames = {}
     props = {**pg.jdbc_properties(), "fetchsize": "20000"}
     for name, source in sources().items():
         batch = batches[name]
-        parts = max(1, min(16, -(-batch["rows"] // ROWS_PER_READ_PARTITION)))
         columns = ", ".join(source.columns)
         query = (
             f"(SELECT {columns}, source_row FROM {source.table} WHERE batch_id = '{batch['batch_id']}') AS t"
         )
-        predicates = [f"source_row % {parts} = {i}" for i in range(parts)]
-        frames[name] = spark.read.jdbc(pg.jdbc_url(), query, predicates=predicates, properties=props).drop(
-            "source_row"
-        )
+        slices = row_slices("source_row", batch["rows"], ROWS_PER_READ_PARTITION, numbered=False)
+        frames[name] = read_jdbc_slices(spark, pg.jdbc_url(), query, props, slices).drop("source_row")
     return frames

@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from jobs.common.config import PROJECT_ROOT, SparkSettings
@@ -166,3 +167,33 @@ def submit_command(
     ]
     spark.event_log_dir.mkdir(parents=True, exist_ok=True)
     return argv, {**os.environ, **spark_env()}
+
+
+MAX_READ_SLICES = 16
+
+
+def row_slices(column: str, n_rows: int, per_slice: int, numbered: bool = True, most: int = MAX_READ_SLICES):
+    """WHERE clauses that split `n_rows` rows into JDBC read partitions of about `per_slice` rows by an
+    integer `column`. `numbered`: the rows are numbered 1..n_rows there, and the slices are contiguous
+    ranges (an index range scan each); else (e.g. Spark's monotonically_increasing_id) residues modulo
+    the slice count. Either way every row falls in exactly one slice: the first also takes NULL, and the
+    ranges are open at both ends (numbers below 1, beyond n_rows, gaps)."""
+    parts = max(1, min(most, -(-n_rows // per_slice)))
+    if parts == 1:
+        return ["TRUE"]
+    if numbered:
+        step = -(-n_rows // parts)
+        cuts = [i * step for i in range(1, parts)]
+        slices = [f"{column} <= {cuts[0]}"]
+        slices += [f"{column} > {lo} AND {column} <= {hi}" for lo, hi in pairwise(cuts)]
+        slices.append(f"{column} > {cuts[-1]}")
+    else:
+        # (x % p + p) % p: SQL's % keeps the dividend's sign, so a negative number would match no residue
+        slices = [f"({column} % {parts} + {parts}) % {parts} = {i}" for i in range(parts)]
+    slices[0] = f"({slices[0]}) OR {column} IS NULL"
+    return slices
+
+
+def read_jdbc_slices(spark, url: str, query: str, properties: dict[str, str], slices: list[str]):
+    """`query` (a subquery with an alias) read over JDBC, one partition per `row_slices` clause."""
+    return spark.read.jdbc(url, query, predicates=slices, properties=properties)

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from jobs.common.config import PostgresSettings
 from jobs.common.postgres import copy_arrow
+from jobs.common.spark import read_jdbc_slices, row_slices
 
 log = logging.getLogger(__name__)
 
@@ -24,19 +25,11 @@ def _jdbc(pg: PostgresSettings, **extra: str) -> dict[str, str]:
 
 
 def read_landing(spark: SparkSession, pg: PostgresSettings, run_id: str, n_rows: int) -> DataFrame:
-    """The run's landing snapshot, read in parallel ranges of `landing_row` (1..n_rows, an index range each)."""
-    parts = max(1, min(16, -(-n_rows // ROWS_PER_READ_PARTITION)))
-    step = -(-max(n_rows, 1) // parts)
-    bounds = [(i * step, (i + 1) * step) for i in range(parts)]
-    bounds[-1] = (bounds[-1][0], max(n_rows, bounds[-1][1]))
-    predicates = [f"landing_row > {lo} AND landing_row <= {hi}" for lo, hi in bounds]
+    """The run's landing snapshot, read in parallel ranges of `landing_row` (1..n_rows)."""
     columns = "landing_row, scope, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
-    return spark.read.jdbc(
-        pg.jdbc_url(),
-        f"(SELECT {columns} FROM raw.bt_crypto_landing WHERE run_id = '{uuid.UUID(run_id)}') AS landing",
-        predicates=predicates,
-        properties=_jdbc(pg),
-    )
+    query = f"(SELECT {columns} FROM raw.bt_crypto_landing WHERE run_id = '{uuid.UUID(run_id)}') AS landing"
+    slices = row_slices("landing_row", n_rows, ROWS_PER_READ_PARTITION)
+    return read_jdbc_slices(spark, pg.jdbc_url(), query, _jdbc(pg), slices)
 
 
 def read_reference_prices(spark: SparkSession, pg: PostgresSettings, start: date, end: date) -> DataFrame:
