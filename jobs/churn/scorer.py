@@ -66,7 +66,10 @@ def category_counts(pipeline_model: PipelineModel, rows: DataFrame) -> dict[str,
     from pyspark.sql import functions as F
 
     stages = list(pipeline_model.stages)
-    last = max(i for i, s in enumerate(stages) if isinstance(s, StringIndexerModel))
+    positions = [i for i, s in enumerate(stages) if isinstance(s, StringIndexerModel)]
+    if not positions:  # a model without categorical inputs
+        return {}
+    last = positions[-1]
     indexers = [
         (column, index_col, list(labels))
         for s in stages

@@ -329,7 +329,9 @@ def test_specs_with_one_kind_of_feature_export_too(spark, tables, kind, features
     rows = tables.score.limit(300)
     scored = model.transform(rows)
     spark_p = scored.select(positive_probability(scored).alias("p")).toPandas()["p"].to_numpy()
-    scorer = ChurnScorer(export_scorer(model, spec))
+    counts = category_counts(model, tables.train.limit(600))
+    assert set(counts) == set(spec.categorical)  # none for a numeric-only model
+    scorer = ChurnScorer(export_scorer(model, spec, counts=counts))
     frame = rows.toPandas()
     assert np.max(np.abs(scorer.predict_proba(frame) - spark_p)) <= PARITY
     shap_values = scorer.explain(frame)
