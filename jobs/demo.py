@@ -44,12 +44,7 @@ HEADER = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.common.config import PROJECT_ROOT, load_settings
-    from jobs.common.logs import setup_logging
-    from jobs.common.orchestration import in_process_env
-    from jobs.common.postgres import init_business_database
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--end", type=date.fromisoformat, default=date(2026, 11, 20), help="last logical date"
@@ -60,9 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--snapshot", type=date.fromisoformat, default=DEFAULT_SNAPSHOT, help="churn: snapshot T"
     )
-    args = parser.parse_args(argv)
-    setup_logging()
-    settings = load_settings()
+    return parser.parse_args(argv)
+
+
+def demo(args: argparse.Namespace, settings) -> bool:
+    from jobs.common.config import PROJECT_ROOT
+    from jobs.common.orchestration import in_process_env
+    from jobs.common.postgres import init_business_database
+
     pg, where = init_business_database(settings.postgres)  # the demo is also its own `make init`
     print(f"\n== {where}\n")
     env = {**in_process_env(PROJECT_ROOT / "var" / "airflow-demo"), "POSTGRES_HOST": pg.host,
@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         ok &= crypto_demo(args, settings, pg, env)
     if args.only in ("all", "churn"):
         ok &= churn_demo(args, settings, pg, env)
-    return 0 if ok else 1
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import EXIT_FAILED, EXIT_OK, run_cli
+
+    return run_cli(argv, parse_args, demo, lambda ok: EXIT_OK if ok else EXIT_FAILED)
 
 
 def run_dag(dag_id: str, logical_date: date, env: dict[str, str], conf: dict | None = None) -> bool:

@@ -82,28 +82,17 @@ def run(args: argparse.Namespace, settings=None) -> tuple[SnapshotRef, dict]:
     return ref, summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pydantic import ValidationError
-
-    from jobs.churn.io import MissingSourceBatch
-    from jobs.common.config import ChurnSettings, describe_settings_error, load_settings
-    from jobs.common.logs import setup_logging
-
-    args = parse_args(argv)
-    setup_logging()
-    settings = load_settings()
-    try:
-        settings.churn  # noqa: B018  (a wrong setting is one line, exit 2)
-        ref, summary = run(args, settings)
-    except ValidationError as exc:
-        log.error("configuration error: %s", describe_settings_error(exc, ChurnSettings))
-        return 2
-    except MissingSourceBatch as exc:
-        log.error("bad input: %s", exc)
-        return 2
+def report(result: tuple[SnapshotRef, dict]) -> None:
+    ref, summary = result
     log.info("feature snapshot %s: %s", ref.describe(), summary)
     print(f"feature_version={ref.version}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.churn.io import MissingSourceBatch
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, run, report, bad_input=(MissingSourceBatch,), sections=("churn",))
 
 
 if __name__ == "__main__":

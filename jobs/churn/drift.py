@@ -606,21 +606,19 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
     return result
 
 
+def report(result: DriftResult) -> None:
+    print(json.dumps({k: v for k, v in asdict(result).items() if k != "columns"}, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     from jobs.churn.models import NoModel
     from jobs.churn.snapshots import SnapshotNotFound
     from jobs.churn.spec import SpecError
-    from jobs.common.logs import setup_logging
+    from jobs.common.cli import run_cli
 
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        result = run(args)
-    except (NoModel, SnapshotNotFound, SpecError, ValueError) as exc:
-        log.error("bad input: %s", exc)
-        return 2
-    print(json.dumps({k: v for k, v in asdict(result).items() if k != "columns"}, default=str))
-    return 0
+    return run_cli(
+        argv, parse_args, run, report, bad_input=(NoModel, SnapshotNotFound, SpecError, ValueError)
+    )
 
 
 if __name__ == "__main__":

@@ -225,9 +225,7 @@ def write(out: Path, tables: dict, truth: dict, oracle: dict) -> list[Path]:
     return [*written, out / "_oracle.json"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.common.logs import setup_logging
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.churn.generate", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--out", type=Path, required=True, help="folder for the five CSV files and the oracle"
@@ -240,17 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drift", type=float, default=0.0, help="population shift, 0 (none) to 3")
     args = parser.parse_args(argv)
     try:
-        cfg = ChurnGenConfig(args.customers, args.snapshot, args.seed, args.drift)
+        args.config = ChurnGenConfig(args.customers, args.snapshot, args.seed, args.drift)
     except ValueError as err:
         parser.error(str(err))
-    setup_logging()
+    return args
+
+
+def generate_files(args: argparse.Namespace, settings=None) -> dict:
+    cfg = args.config
     tables, truth, oracle = generate(cfg)
     write(args.out, tables, truth, oracle)
     log.info(
         "wrote %d customers, %d payments to %s: churn rate %.3f, oracle AUC %.4f",
         cfg.customers, oracle["payments"], args.out, oracle["churn_rate"], oracle["oracle_auc"],
     )  # fmt: skip
-    return 0
+    return oracle
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, generate_files, lambda _: None)
 
 
 if __name__ == "__main__":

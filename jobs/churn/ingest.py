@@ -29,6 +29,7 @@ from datetime import date
 from pathlib import Path
 
 from jobs.churn.sources import CORRUPT, IngestConfig, Source, annotate, parse_rows, source_rules, sources
+from jobs.common.cli import EXIT_BLOCKED, EXIT_OK
 from jobs.common.csvfile import (
     MB,
     CsvFileProblem,
@@ -45,7 +46,6 @@ from jobs.common.spark import master_option
 log = logging.getLogger(__name__)
 
 _BATCH_NAMESPACE = uuid.UUID("8f6f0d3e-5d1c-4f7b-9a51-1c8d2e0b7a10")
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
 SLICE_ROWS = 250_000  # rows per driver round trip when copying into PostgreSQL
 HEAD_BYTES = 1 << 20  # what the header check reads of a file: the header line and the first rows
 
@@ -378,28 +378,16 @@ def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
         ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pydantic import ValidationError
-
-    from jobs.common.config import ChurnSettings, describe_settings_error, load_settings
-    from jobs.common.logs import setup_logging
-
-    args = parse_args(argv)
-    setup_logging()
-    settings = load_settings()
-    try:
-        settings.churn  # noqa: B018  (checked before any Spark work: a wrong setting is one line, exit 2)
-    except ValidationError as err:
-        log.error("configuration error: %s", describe_settings_error(err, ChurnSettings))
-        return EXIT_BAD_INPUT
-    try:
-        outcomes = run(args, settings)
-    except BadSourceFile as exc:
-        log.error("bad input: %s", exc)
-        return EXIT_BAD_INPUT
+def report(outcomes: list[BatchOutcome]) -> int:
     for o in outcomes:
         log.info("%-16s %-8s %s %s", o.source, o.status, o.counts, o.message)
     return EXIT_BLOCKED if any(o.status == "blocked" for o in outcomes) else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, run, report, bad_input=(BadSourceFile,), sections=("churn",))
 
 
 if __name__ == "__main__":

@@ -118,19 +118,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def report(decision: Decision) -> None:
+    print(json.dumps(decision.__dict__, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     from jobs.churn.models import NoModel
-    from jobs.common.logs import setup_logging
+    from jobs.common.cli import run_cli
 
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        decision = run(args)
-    except NoModel as exc:
-        log.error("bad input: %s", exc)
-        return 2
-    print(json.dumps(decision.__dict__, default=str))
-    return 0
+    return run_cli(argv, parse_args, run, report, bad_input=(NoModel,))
 
 
 if __name__ == "__main__":

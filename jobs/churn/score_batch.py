@@ -128,21 +128,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def report(summary: dict) -> None:
+    log.info("batch scores: %s", summary)
+    print(json.dumps(summary))
+
+
 def main(argv: list[str] | None = None) -> int:
     from jobs.churn.models import NoModel
     from jobs.churn.snapshots import SnapshotNotFound
-    from jobs.common.logs import setup_logging
+    from jobs.common.cli import run_cli
 
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        summary = run(args)
-    except (NoModel, SnapshotNotFound, ValueError) as exc:
-        log.error("bad input: %s", exc)
-        return 2
-    log.info("batch scores: %s", summary)
-    print(json.dumps(summary))
-    return 0
+    return run_cli(argv, parse_args, run, report, bad_input=(NoModel, SnapshotNotFound, ValueError))
 
 
 if __name__ == "__main__":

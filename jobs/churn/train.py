@@ -455,20 +455,16 @@ def run(args: argparse.Namespace, settings=None) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.churn.snapshots import SnapshotNotFound
-    from jobs.common.logs import setup_logging
-
-    args = parse_args(argv)
-    setup_logging()
-    try:
-        outcome = run(args)
-    except (SpecError, TrainingDataError, SnapshotNotFound) as exc:
-        log.error("bad input: %s", exc)
-        return 2
+def report(outcome: dict) -> None:
     log.info("trained: %s", outcome)
     print(json.dumps(outcome, default=str))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.churn.snapshots import SnapshotNotFound
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, run, report, bad_input=(SpecError, TrainingDataError, SnapshotNotFound))
 
 
 if __name__ == "__main__":

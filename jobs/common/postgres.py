@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from jobs.common.config import PROJECT_ROOT, PostgresSettings, Role, load_settings
+from jobs.common.config import PROJECT_ROOT, PostgresSettings, Role
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ def _pg(executable: Path, args: list[str], user: str | None) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.common.postgres", description=__doc__.split("\n")[0]
     )
@@ -351,10 +351,12 @@ def main(argv: list[str] | None = None) -> int:
         help="init: create or upgrade the business database and its roles (as the admin); "
         "start, stop, status: the embedded server",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def command(args: argparse.Namespace, settings) -> None:
     if args.command == "init":
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        pg, where = init_business_database(load_settings().postgres)
+        pg, where = init_business_database(settings.postgres)
         print(f"{where}: init DDL {init_ddl_digest()[:12]} applied; jobs connect as {pg.loader_user}")
     elif args.command == "start":
         host, port = start_embedded()
@@ -362,11 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "stop":
         print("embedded PostgreSQL stopped" if stop_embedded() else "no embedded PostgreSQL was started")
     else:
-        pg = load_settings().postgres
+        pg = settings.postgres
         state = _embedded_state()
         print(f"configured {pg.host}:{pg.port} answers: {server_answers(pg)}")
         print(f"embedded: {state or 'not started'}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, command, lambda _: None)
 
 
 if __name__ == "__main__":

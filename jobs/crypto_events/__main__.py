@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
+from jobs.common.cli import EXIT_BLOCKED, EXIT_OK  # after the sys.path set-up
+
 if TYPE_CHECKING:
     from jobs.crypto_events.source import Landed, SourceTable
 
 log = logging.getLogger("jobs.crypto_events")
-
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED, EXIT_BUSY = 1, 2, 3, 4
 
 
 class BadInput(ValueError):
@@ -301,42 +301,21 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 annotated.unpersist()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from pydantic import ValidationError
-
-    from jobs.common.config import CryptoSettings, describe_settings_error, load_settings
-    from jobs.common.logs import setup_logging
-    from jobs.common.spark import MasterError, check_master_reachable, check_master_url, under_spark_submit
-    from jobs.crypto_events.runs import WindowBusy
-
-    opts = parse_args(argv)
-    setup_logging()
-    settings = load_settings()
-    try:
-        settings.crypto  # noqa: B018  (checked before any Spark work: a wrong setting is one line, exit 2)
-        if not under_spark_submit():  # an unreachable master is said now, not by Py4J minutes later
-            check_master_reachable(check_master_url(opts.master or settings.spark.master_url))
-        outcome = run(opts, settings)
-    except MasterError as err:
-        log.error("bad input: %s", err)
-        return EXIT_BAD_INPUT
-    except ValidationError as err:
-        log.error("configuration error: %s", describe_settings_error(err, CryptoSettings))
-        return EXIT_BAD_INPUT
-    except BadInput as err:
-        log.error("bad input: %s", err)
-        return EXIT_BAD_INPUT
-    except WindowBusy as err:
-        log.error("run refused: %s", err)
-        return EXIT_BUSY
-    except Exception as err:
-        log.error("run failed: %s: %s", type(err).__name__, err)
-        return EXIT_FAILED
+def report(outcome: RunOutcome) -> int:
     print(
         f"run_id={outcome.run_id} status={outcome.status} "
         + " ".join(f"{k}={v}" for k, v in outcome.counts.items())
     )
-    return EXIT_BLOCKED if outcome.status == "blocked" else 0
+    return EXIT_BLOCKED if outcome.status == "blocked" else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+    from jobs.crypto_events.runs import WindowBusy
+
+    return run_cli(
+        argv, parse_args, run, report, bad_input=(BadInput,), busy=(WindowBusy,), sections=("crypto",)
+    )
 
 
 if __name__ == "__main__":

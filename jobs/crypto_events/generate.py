@@ -510,11 +510,7 @@ def config_from_settings(crypto, **overrides) -> GeneratorConfig:
     return GeneratorConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.common.config import load_settings
-    from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
-
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0]
     )
@@ -538,18 +534,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(
             f"the simulated market starts on {EPOCH}: --date must be after {EPOCH + timedelta(days=60)}"
         )
-    setup_logging()
-    settings = load_settings()
+    return args
+
+
+def bring_upstream_to(args: argparse.Namespace, settings) -> Advance:
+    from jobs.common.postgres import connect, open_business_database
+
     cfg = config_from_settings(
         settings.crypto, seed=args.seed, events_per_day=args.events_per_day, defect_share=args.defect_share
     )
     pg, _ = open_business_database(settings.postgres)
     with connect(pg) as conn:
-        try:
-            result = advance(conn, cfg, args.date)
-        except SimulatorError as err:
-            log.error("%s", err)
-            return 2
+        result = advance(conn, cfg, args.date)
     if result.applied:
         log.info(
             "upstream brought to %s (days %s..%s applied): %d rows inserted, %d edited in place, %d deleted",
@@ -560,7 +556,13 @@ def main(argv: list[str] | None = None) -> int:
             "upstream is already at or after %s: nothing to apply (a backfill reads the current state)",
             args.date,
         )
-    return 0
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+
+    return run_cli(argv, parse_args, bring_upstream_to, lambda _: None, bad_input=(SimulatorError,))
 
 
 if __name__ == "__main__":

@@ -156,51 +156,55 @@ def merge_run(conn, run_id: str) -> MergeCounts:
     return counts
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.common.config import load_settings
-    from jobs.common.logs import setup_logging
-    from jobs.common.postgres import connect, open_business_database
-    from jobs.crypto_events.runs import WindowBusy, record_failure, window_lock
+class NoRunToMerge(LookupError):
+    """No run of the date in dqm.dq_runs (or not the one named): exit 2, with what to run first."""
 
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.crypto_events.merge", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="logical date (YYYY-MM-DD)")
     parser.add_argument("--run-id", help="run to merge (default: the latest validated run of --date)")
-    args = parser.parse_args(argv)
-    setup_logging()
-    settings = load_settings()
+    return parser.parse_args(argv)
+
+
+def merge_date(args: argparse.Namespace, settings) -> MergeCounts:
+    """Under the window's lock: the named run, else the latest validated run of the date, else its latest
+    run (whose status then says why it cannot be merged). A failure other than a refusal is rolled back and
+    recorded on the run before it is raised."""
+    from jobs.common.postgres import connect, open_business_database
+    from jobs.crypto_events.runs import record_failure, window_lock
+
     pg, _ = open_business_database(settings.postgres)
-    with connect(pg) as conn:
+    with connect(pg) as conn, window_lock(conn, args.date, settings.crypto.run_lock_wait_seconds):
+        run_id = args.run_id or latest_run(conn, args.date, "validated") or latest_run(conn, args.date)
+        if run_id is None:
+            raise NoRunToMerge(
+                f"no run for {args.date} in dqm.dq_runs: run `python -m jobs.crypto_events --date {args.date}` first"
+            )
         try:
-            with window_lock(conn, args.date, settings.crypto.run_lock_wait_seconds):
-                run_id = (
-                    args.run_id or latest_run(conn, args.date, "validated") or latest_run(conn, args.date)
-                )
-                if run_id is None:
-                    log.error(
-                        "no run for %s in dqm.dq_runs: run `python -m jobs.crypto_events --date %s` first",
-                        args.date,
-                        args.date,
-                    )
-                    return 2
-                try:
-                    counts = merge_run(conn, run_id)
-                except (MergeRefused, LookupError):
-                    raise
-                except Exception as err:  # reconciliation, database: rolled back, recorded, reported
-                    record_failure(conn, run_id, err)
-                    log.error("merge of run %s rolled back: %s: %s", run_id, type(err).__name__, err)
-                    return 1
-        except WindowBusy as err:
-            log.error("merge of %s refused: %s", args.date, err)
-            return 4
-        except (MergeRefused, LookupError) as err:
-            log.error("merge refused: %s", err)
-            return 2
+            counts = merge_run(conn, run_id)
+        except (MergeRefused, LookupError):
+            raise
+        except Exception as err:  # reconciliation, database: rolled back, recorded, then reported
+            record_failure(conn, run_id, err)
+            raise
     log.info("merged run %s: %s", run_id, asdict(counts))
+    return counts
+
+
+def report(counts: MergeCounts) -> None:
     print(asdict(counts))
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.common.cli import run_cli
+    from jobs.crypto_events.runs import WindowBusy
+
+    return run_cli(
+        argv, parse_args, merge_date, report, bad_input=(MergeRefused, LookupError), busy=(WindowBusy,)
+    )
 
 
 if __name__ == "__main__":
