@@ -20,7 +20,6 @@ import logging
 import sys
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
 from datetime import date, datetime, timedelta
@@ -41,106 +40,136 @@ TIMEZONE = ZoneInfo(ORCHESTRATION_TIMEZONE)
 
 
 class AirflowError(RuntimeError):
-    pass
+    """Airflow answered with an error (`status`), or not at all (status None): the message says which."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AirflowClient:
-    """A small client of the Airflow 3 REST API (`/api/v2`) with the simple auth manager's JWT."""
+    """The calls the verbs make, on the official Airflow REST client (`apache-airflow-client`, the version of
+    Airflow). Only the simple auth manager's token is fetched by hand (the client has no call for it); it is
+    fetched again once when it expires."""
 
     def __init__(self, base_url: str, user: str, password: str, timeout: float = 30.0) -> None:
+        from airflow_client import client as airflow_api
+
         self.base_url = base_url.rstrip("/")
         self._credentials = {"username": user, "password": password}
         self._timeout = timeout
-        self._token: str | None = None
+        self._config = airflow_api.Configuration(host=self.base_url)
+        api_client = airflow_api.ApiClient(self._config)
+        self.dags = airflow_api.DAGApi(api_client)
+        self.dag_runs = airflow_api.DagRunApi(api_client)
+        self.task_instances = airflow_api.TaskInstanceApi(api_client)
+        self.xcoms = airflow_api.XComApi(api_client)
+        self.monitor = airflow_api.MonitorApi(api_client)
 
-    def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True):
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if auth:
-            headers["Authorization"] = f"Bearer {self._login()}"
-        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+    def _login(self) -> None:
+        request = urllib.request.Request(
+            self.base_url + "/auth/token",
+            data=json.dumps(self._credentials).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                payload = response.read()
+                self._config.access_token = json.loads(response.read())["access_token"]
         except urllib.error.HTTPError as exc:
-            if exc.code == 401 and auth and self._token:
-                self._token = None  # expired: log in again once
-                return self._call(method, path, body, auth)
+            answer = exc.read().decode(errors="replace")[:300]
+            raise AirflowError(f"POST /auth/token -> {exc.code}: {answer}", exc.code) from exc
+        except OSError as exc:  # refused, timed out
             raise AirflowError(
-                f"{method} {path} -> {exc.code}: {exc.read().decode(errors='replace')[:500]}"
+                f"POST /auth/token: Airflow does not answer at {self.base_url}: {exc}"
             ) from exc
-        return json.loads(payload) if payload else None
 
-    def _login(self) -> str:
-        if self._token is None:
-            self._token = self._call("POST", "/auth/token", self._credentials, auth=False)["access_token"]
-        return self._token
+    def _call(self, method, *args, **kwargs):
+        """One call, logged in first, again once on 401 (the token expired); errors as AirflowError."""
+        from airflow_client.client.exceptions import ApiException, UnauthorizedException
+        from urllib3.exceptions import HTTPError
 
-    def health(self) -> dict:
-        return self._call("GET", "/api/v2/monitor/health", auth=False)
+        if self._config.access_token is None:
+            self._login()
+        try:
+            try:
+                return method(*args, **kwargs, _request_timeout=self._timeout)
+            except UnauthorizedException:
+                self._login()
+                return method(*args, **kwargs, _request_timeout=self._timeout)
+        except ApiException as exc:
+            raise AirflowError(
+                f"{method.__name__}{args} -> {exc.status}: {(exc.body or '')[:500]}", exc.status
+            ) from exc
+        except HTTPError as exc:  # no answer: refused, timed out
+            raise AirflowError(
+                f"{method.__name__}{args}: Airflow does not answer at {self.base_url}: {exc}"
+            ) from exc
 
-    def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> dict:
+    def health(self):
+        return self._call(self.monitor.get_health)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180.0):
         """The dag-processor parses files asynchronously: wait until the DAG is known."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                return self._call("GET", f"/api/v2/dags/{dag_id}")
+                return self._call(self.dags.get_dag, dag_id)
             except AirflowError as exc:
-                if "-> 404" not in str(exc) or time.monotonic() > deadline:
+                if exc.status != 404 or time.monotonic() > deadline:
                     raise
             time.sleep(2)
 
     def unpause(self, dag_id: str) -> None:
-        self._call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        from airflow_client.client import DAGPatchBody
+
+        self._call(self.dags.patch_dag, dag_id, DAGPatchBody(is_paused=False))
 
     def trigger(self, dag_id: str, logical_date: datetime | None, conf: dict | None = None) -> str:
+        from airflow_client.client import TriggerDAGRunPostBody
+
         stamp = (logical_date or datetime.now(TIMEZONE)).strftime("%Y-%m-%dT%H%M%S")
-        body = {
-            "dag_run_id": f"manual__{stamp}__{uuid.uuid4().hex[:6]}",
-            "logical_date": logical_date.isoformat() if logical_date else None,
-            "conf": conf or {},
-        }
-        return self._call("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"]
+        body = TriggerDAGRunPostBody(
+            dag_run_id=f"manual__{stamp}__{uuid.uuid4().hex[:6]}", logical_date=logical_date, conf=conf or {}
+        )
+        return self._call(self.dag_runs.trigger_dag_run, dag_id, body).dag_run_id
 
     def rerun(self, dag_id: str, logical_date: datetime) -> str:
         """Clears the existing run of that logical date (one run per logical date), so it runs again."""
-        stamp = logical_date.isoformat()
-        query = urllib.parse.urlencode({"logical_date_gte": stamp, "logical_date_lte": stamp})
-        (existing,) = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
-        self._call(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns/{_quote(existing['dag_run_id'])}/clear",
-            {"dry_run": False},
-        )
-        return existing["dag_run_id"]
+        from airflow_client.client import DAGRunClearBody
+
+        (existing,) = self._call(
+            self.dag_runs.get_dag_runs, dag_id, logical_date_gte=logical_date, logical_date_lte=logical_date
+        ).dag_runs
+        self._call(self.dag_runs.clear_dag_run, dag_id, existing.dag_run_id, DAGRunClearBody(dry_run=False))
+        return existing.dag_run_id
 
     def pending_slot(self, dag_id: str, now: datetime) -> datetime | None:
         """The scheduled slot the scheduler would run as soon as the DAG is unpaused (catchup=False runs the
         latest past one), if it has passed: triggering exactly that slot keeps it from running twice."""
-        value = self.wait_for_dag(dag_id).get("next_dagrun_logical_date")
-        slot = datetime.fromisoformat(value) if value else None
+        slot = self.wait_for_dag(dag_id).next_dagrun_logical_date
         return slot if slot is not None and slot <= now else None
 
-    def run(self, dag_id: str, run_id: str) -> dict:
-        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}")
+    def state(self, dag_id: str, run_id: str) -> str:
+        return _value(self._call(self.dag_runs.get_dag_run, dag_id, run_id).state)
 
-    def runs(self, dag_id: str, limit: int = 5) -> list[dict]:
-        query = urllib.parse.urlencode({"limit": limit, "order_by": "-run_after"})
-        return self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
+    def runs(self, dag_id: str, limit: int = 5) -> list:
+        """The latest runs (DAGRunResponse: .dag_run_id, .state, ...), newest first."""
+        return self._call(self.dag_runs.get_dag_runs, dag_id, limit=limit, order_by=["-run_after"]).dag_runs
+
+    def _task_instances(self, dag_id: str, run_id: str) -> list:
+        return self._call(self.task_instances.get_task_instances, dag_id, run_id).task_instances
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, tuple[str | None, int]]:
-        rows = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances")
-        return {t["task_id"]: (t["state"], t["try_number"]) for t in rows["task_instances"]}
+        return {t.task_id: (_value(t.state), t.try_number) for t in self._task_instances(dag_id, run_id)}
 
     def xcom(self, dag_id: str, run_id: str, task_id: str):
-        path = (
-            f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances/{task_id}/xcomEntries/return_value"
-        )
-        return self._call("GET", path)["value"]
+        return self._call(
+            self.xcoms.get_xcom_entry, dag_id, task_id, run_id, "return_value"
+        ).actual_instance.value
 
     def _log_overhead(self, dag_id: str, run_id: str, wall: float) -> None:
-        rows = self._call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{_quote(run_id)}/taskInstances")
-        busy = [t["duration"] or 0.0 for t in rows["task_instances"]]
+        busy = [t.duration or 0.0 for t in self._task_instances(dag_id, run_id)]
         log.info("%s %s: %.0f s from trigger to the end, %.0f s in tasks, orchestration overhead %.0f s",
                  dag_id, run_id, wall, sum(busy), _overhead(wall, busy))  # fmt: skip
 
@@ -148,7 +177,7 @@ class AirflowClient:
         """Polls until the run is terminal; logs each change of task states with the elapsed time."""
         began, last = time.monotonic(), None
         while True:
-            state = self.run(dag_id, run_id)["state"]
+            state = self.state(dag_id, run_id)
             tasks = self.task_states(dag_id, run_id)
             summary = ", ".join(
                 f"{t}={s or 'none'}" + (f"(try {n})" if n > 1 else "") for t, (s, n) in tasks.items()
@@ -166,13 +195,14 @@ class AirflowClient:
             time.sleep(poll)
 
 
+def _value(state) -> str | None:
+    """A run or task state as its name (the client's enums), None while it has none."""
+    return getattr(state, "value", state)
+
+
 def _overhead(wall: float, task_seconds: list[float]) -> float:
     """Orchestration overhead of a run whose tasks run one after another: wall time minus task time."""
     return wall - sum(task_seconds)
-
-
-def _quote(run_id: str) -> str:
-    return urllib.parse.quote(run_id, safe="")
 
 
 def client(settings: Settings) -> AirflowClient:
@@ -206,7 +236,7 @@ def trigger_and_wait(
         run_id = api.trigger(dag_id, logical, conf)
         log.info("triggered %s run %s", dag_id, run_id)
     except AirflowError as exc:
-        if "-> 409" not in str(exc) or logical is None:
+        if exc.status != 409 or logical is None:
             raise
         run_id = api.rerun(dag_id, logical)
         log.info("%s already had a run for %s: cleared %s to run it again", dag_id, logical, run_id)
@@ -293,22 +323,22 @@ def churn_watchdog(settings: Settings, api: AirflowClient, follow: bool = True) 
     """Runs the watchdog; when it emitted the asset, waits for the training run the asset scheduled."""
     api.wait_for_dag(TRAINING)
     api.unpause(TRAINING)  # it listens for the asset
-    before = {r["dag_run_id"] for r in api.runs(TRAINING, limit=20)}
+    before = {r.dag_run_id for r in api.runs(TRAINING, limit=20)}
     run_id, state = trigger_and_wait(api, WATCHDOG, api.pending_slot(WATCHDOG, datetime.now(TIMEZONE)))
     detect = api.task_states(WATCHDOG, run_id).get("detect_new_files", (None, 0))[0]
     print(f"{WATCHDOG} {run_id}: {state} (detect_new_files: {detect})")
     if state != "success" or detect != "success" or not follow:
         return state == "success"
     deadline = time.monotonic() + 120
-    while not (new := [r for r in api.runs(TRAINING, limit=20) if r["dag_run_id"] not in before]):
+    while not (new := [r for r in api.runs(TRAINING, limit=20) if r.dag_run_id not in before]):
         if time.monotonic() > deadline:
             print(f"  the asset event scheduled no {TRAINING} run within 120 s")
             return False
         time.sleep(2)
     training = new[0]
-    log.info("the asset event scheduled %s run %s", TRAINING, training["dag_run_id"])
-    state = api.wait(TRAINING, training["dag_run_id"])
-    report_training(settings, api, training["dag_run_id"], state)
+    log.info("the asset event scheduled %s run %s", TRAINING, training.dag_run_id)
+    state = api.wait(TRAINING, training.dag_run_id)
+    report_training(settings, api, training.dag_run_id, state)
     return state == "success"
 
 
@@ -333,9 +363,9 @@ def dag_status(api: AirflowClient, dag_ids: list[str]) -> None:
             continue
         print(f"{dag_id}: {len(runs)} recent run(s)")
         for r in runs:
-            tasks = api.task_states(dag_id, r["dag_run_id"])
+            tasks = api.task_states(dag_id, r.dag_run_id)
             print(
-                f"  {r['dag_run_id']:<52} {r['state']:<8} "
+                f"  {r.dag_run_id:<52} {_value(r.state):<8} "
                 + " ".join(f"{t}={s}" for t, (s, _) in tasks.items())
             )
 
@@ -371,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     api = client(settings)
     try:
         api.health()
-    except (OSError, AirflowError) as exc:
+    except AirflowError as exc:
         print(
             f"Airflow does not answer at {api.base_url} ({exc}): is the stack up? (make up)", file=sys.stderr
         )
