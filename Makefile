@@ -60,7 +60,7 @@ test: setup browser-deps ## the whole test suite (real PostgreSQL, Redis, Spark,
 app: setup ## the Streamlit app on APP_PORT (8601), scoring with the production model
 	@$(PY) -m app
 
-test-fast: setup ## unit tests only
+test-fast: setup ## unit tests: pure functions and pure Spark (rules, feature leakage, scorer parity), no services
 	@$(PY) -m pytest tests/unit
 
 test-concurrency: setup ## 20 pairs of concurrent runs of one window (make test runs 2), ~25 min

@@ -26,8 +26,6 @@ from jobs.churn.scorer import (
 )
 from jobs.churn.spec import parse_spec
 
-pytestmark = pytest.mark.integration
-
 SPEC = parse_spec(
     {
         "id": "customer_id",

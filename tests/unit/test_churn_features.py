@@ -15,8 +15,6 @@ import pytest
 from jobs.churn.features import FEATURES, ID, LABEL, build_features
 from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
 
-pytestmark = pytest.mark.integration
-
 T = date(2026, 9, 1)
 
 
