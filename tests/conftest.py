@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.served import served  # noqa: F401  (the one trained model of a run, for tests/app and tests/model)
 from tests.servers import ServerDidNotStart, start_server, stop_server
 
 _STORE = Path(tempfile.mkdtemp(prefix="kpi-objectstore-"))

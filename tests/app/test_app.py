@@ -9,15 +9,8 @@ import time
 import pandas as pd
 import pytest
 
-from tests.app.conftest import (
-    CRYPTO_DAY,
-    MODEL,
-    ROOT,
-    clear_app_caches,
-    environment,
-    pyfunc_probability,
-    tiny_spec,
-)
+from tests.app.conftest import clear_app_caches
+from tests.served import CRYPTO_DAY, MODEL, ROOT, environment, pyfunc_probability, tiny_spec
 
 pytestmark = pytest.mark.integration
 

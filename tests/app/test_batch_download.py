@@ -85,13 +85,14 @@ def test_the_template_writes_counts_as_whole_numbers_and_uploads_without_a_rejec
     assert not batch.errors and batch.rows["customer_id"].tolist() == ["CUSTOMER_1"]
 
 
-# --- the page itself, in-process (AppTest) against the served model of tests/app/conftest.py -------------
+# --- the page itself, in-process (AppTest) against the served model of tests/served.py -------------
 
 
 def _batch_page(served, name: str, body: bytes):
     from streamlit.testing.v1 import AppTest
 
-    from tests.app.conftest import ROOT, clear_app_caches, environment
+    from tests.app.conftest import clear_app_caches
+    from tests.served import ROOT, environment
 
     clear_app_caches()
     with environment(**served["env"]):
@@ -106,7 +107,7 @@ def _batch_page(served, name: str, body: bytes):
 @pytest.mark.integration
 def test_the_page_downloads_ids_as_written_and_refuses_wide_large_and_utf16_files(served):
     from jobs.churn.serving import ModelService
-    from tests.app.conftest import MODEL
+    from tests.served import MODEL
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
     template = batch_template(scorer.description["numeric_fill"], {}, scorer.numeric, scorer.categorical)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from playwright.sync_api import expect
 
-from tests.app.conftest import MODEL, ROOT, pyfunc_probability
 from tests.browser import SHOTS, chromium, open_page, page_on_failure
+from tests.served import MODEL, ROOT, pyfunc_probability
 from tests.servers import ServerDidNotStart, start_server, stop_server
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import re
 import nbformat
 import pytest
 
-from tests.app.conftest import CRYPTO_DAY, DRIFT_DAY, MODEL, ROOT, T, environment
+from tests.served import CRYPTO_DAY, DRIFT_DAY, MODEL, ROOT, T, environment
 
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("crypto_data_quality.ipynb", "churn_features_and_model.ipynb", "drift.ipynb")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobs.common.queries import QUERIES_DIR, run_saved
-from tests.app.conftest import CRYPTO_DAY, MODEL
+from tests.served import CRYPTO_DAY, MODEL
 
 pytestmark = pytest.mark.integration
 
