@@ -52,6 +52,18 @@ def pyfunc_probability(tracking_uri: str, record: dict) -> float:
     return float(model.predict(frame)["probability"].iloc[0])
 
 
+def feature_rows(served: dict, n: int | None = None):
+    """Rows of the served feature table (the first `n`, else all) with the served model's share columns
+    (derived with its vocabulary)."""
+    from jobs.churn.features import with_shares
+    from jobs.churn.serving import ModelService
+    from jobs.churn.snapshots import read_with_arrow, table_path
+
+    rows = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
+    rows = rows if n is None else rows.head(n)
+    return with_shares(rows, ModelService(served["tracking_uri"], MODEL).load().scorer.shares)
+
+
 def tiny_spec(root: Path, name: str, models: dict) -> Path:
     from jobs.churn.spec import SPECS_DIR
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.app.conftest import clear_app_caches
-from tests.served import CRYPTO_DAY, MODEL, ROOT, environment, pyfunc_probability, tiny_spec
+from tests.served import CRYPTO_DAY, MODEL, ROOT, environment, feature_rows, pyfunc_probability, tiny_spec
 
 pytestmark = pytest.mark.integration
 
@@ -33,16 +33,6 @@ def texts(elements) -> str:
 
 def button(at, label: str):
     return next(b for b in at.button if b.label == label)
-
-
-def feature_rows(served, n: int) -> pd.DataFrame:
-    """Rows of the feature table with the served model's share columns (derived with its vocabulary)."""
-    from jobs.churn.features import with_shares
-    from jobs.churn.serving import ModelService
-    from jobs.churn.snapshots import read_with_arrow, table_path
-
-    rows = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas().head(n)
-    return with_shares(rows, ModelService(served["tracking_uri"], MODEL).load().scorer.shares)
 
 
 # --- pages ---------------------------------------------------------------------------------------------

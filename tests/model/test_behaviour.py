@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.served import MODEL
+from tests.served import MODEL, feature_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,13 +32,10 @@ UNKNOWN_EFFECT_MEAN = 0.01  # and on average
 
 @pytest.fixture(scope="module")
 def model(served):
-    from jobs.churn.features import with_shares
     from jobs.churn.serving import ModelService
-    from jobs.churn.snapshots import read_with_arrow, table_path
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
-    rows = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
-    frame = with_shares(rows, scorer.shares)[list(scorer.features)].reset_index(drop=True)
+    frame = feature_rows(served)[list(scorer.features)].reset_index(drop=True)
     assert len(frame) >= 500  # every customer of the snapshot, not a hand-picked few
     return scorer, frame
 
