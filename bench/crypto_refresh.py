@@ -107,7 +107,8 @@ def main() -> int:
     from jobs.common.postgres import connect, init_business_database
     from jobs.common.spark import build_session
     from jobs.crypto_events.__main__ import Options, run
-    from jobs.crypto_events.generate import advance, config_from_settings
+    from jobs.crypto_events.generate import config_from_settings
+    from jobs.crypto_events.upstream import advance
 
     setup_logging()
     settings = load_settings()

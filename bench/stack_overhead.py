@@ -50,7 +50,7 @@ def main() -> int:
 
         # baseline: the same job, submitted directly to the same master, for another date
         master = f"spark://127.0.0.1:{env['STACK_SPARK_MASTER_PORT']}"
-        _run(env, "-m", "jobs.crypto_events.generate", "--date", "2026-11-19", "--days", "1")
+        _run(env, "-m", "jobs.crypto_events.upstream", "--date", "2026-11-19")
         submit = str(Path(sys.executable).parent / "spark-submit")
         began = time.monotonic()
         direct = subprocess.run(

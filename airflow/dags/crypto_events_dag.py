@@ -31,7 +31,7 @@ def crypto_events_dag():
         from airflow.exceptions import AirflowSkipException
 
         from jobs.common.config import load_settings
-        from jobs.crypto_events.generate import main
+        from jobs.crypto_events.upstream import main
 
         if not load_settings().crypto.simulate_upstream:
             raise AirflowSkipException("CRYPTO_SIMULATE_UPSTREAM is off: upstream writes the table itself")

@@ -7,7 +7,7 @@ plays upstream on `raw.bt_crypto_transaction_history` (docs/crypto_events.md, "T
   writes its date in one of the accepted shapes: unpadded day-first (1/2/2026 is 1 February) most often,
   then padded (01/02/2026), ISO and compact.
 - On every later day e of the window (e <= d + window - 1) each event may be edited in place (price moves
-  ~1%), deleted, or - once deleted - restored. `advance(D)` applies days up to D in order: day e inserts its
+  ~1%), deleted, or - once deleted - restored. `upstream.advance(D)` applies days up to D in order: day e inserts its
   new rows and UPDATEs/DELETEs/re-INSERTs the rows of the window's earlier days, so the table is always
   upstream's CURRENT state, a pure function of (seed, first day, D). Applying a day twice changes nothing;
   upstream never goes back in time (a backfill reads the current state).
@@ -16,18 +16,15 @@ plays upstream on `raw.bt_crypto_transaction_history` (docs/crypto_events.md, "T
   window can hold (missing, unparseable, impossible, before any history, far in the future) are inserted on
   their day like any row. Defective rows are never edited. `expected_run` says what a run must find.
 
-CLI: ``python -m jobs.crypto_events.generate --date 2026-11-20`` brings the simulated upstream to that date
-(a new upstream starts `CRYPTO_GEN_HISTORY_DAYS` before the first window).
+What happens each day is computed here, purely (rows, edits, defects: `day_rows`, `upstream_rows`,
+`expected_run`); `jobs.crypto_events.upstream` applies it to the table.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -107,7 +104,6 @@ DEFECT_CLASSES = (
 )
 UNPLACED = frozenset(R.UNPLACED_DATE_CODES)
 SOURCE_TABLE = "raw.bt_crypto_transaction_history"
-_COLUMNS = ("site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units")
 
 RawRow = tuple[str | None, str | None, str | None, str | None, str | None, str | None]
 
@@ -191,15 +187,15 @@ def _defect_targets(cfg: GeneratorConfig, day: date, n: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _upstream_day(cfg: GeneratorConfig, day: date, as_of: date) -> _Day:
+def upstream_day(cfg: GeneratorConfig, day: date, as_of: date) -> _Day:
     """The events of `day` as upstream has them on `as_of`: edits, deletions, restorations applied (only
     within the window: a day older than the window no longer changes). Cached: never mutate the result."""
     if as_of <= day:
         return _base_events(cfg, day)
     last = min(as_of, day + timedelta(days=cfg.window_days - 1))
     if last < as_of:
-        return _upstream_day(cfg, day, last)
-    before = _upstream_day(cfg, day, last - timedelta(days=1))
+        return upstream_day(cfg, day, last)
+    before = upstream_day(cfg, day, last - timedelta(days=1))
     events = _Day(**{**before.__dict__, "price": before.price.copy(), "alive": before.alive.copy()})
     n = len(events.user)
     rng = np.random.default_rng([cfg.seed, day.toordinal(), last.toordinal(), 1])
@@ -213,7 +209,7 @@ def _upstream_day(cfg: GeneratorConfig, day: date, as_of: date) -> _Day:
     return events
 
 
-def _clean_row(cfg: GeneratorConfig, ev: _Day, i: int) -> RawRow:
+def clean_row(cfg: GeneratorConfig, ev: _Day, i: int) -> RawRow:
     return (
         cfg.sites[ev.site[i]],
         str(int(ev.user[i])),
@@ -227,14 +223,14 @@ def _clean_row(cfg: GeneratorConfig, ev: _Day, i: int) -> RawRow:
 def day_rows(cfg: GeneratorConfig, day: date, as_of: date) -> list[SimRow]:
     """Every row of upstream day `day` as the table holds it on `as_of`."""
     base = _base_events(cfg, day)
-    ev = _upstream_day(cfg, day, as_of)
+    ev = upstream_day(cfg, day, as_of)
     defective, copies = _defects(cfg, base)
     rows = []
     for i in range(len(ev.user)):
         if i in defective:
             rows.append(SimRow(day, *defective[i]))
         elif ev.alive[i]:
-            rows.append(SimRow(day, _clean_row(cfg, ev, i), None))
+            rows.append(SimRow(day, clean_row(cfg, ev, i), None))
     rows.extend(SimRow(day, values, defect) for values, defect in copies)
     return rows
 
@@ -296,7 +292,7 @@ def _defects(cfg: GeneratorConfig, base: _Day) -> tuple[dict[int, tuple[RawRow, 
     for j, target in enumerate(targets):
         i = int(target)
         defect = DEFECT_CLASSES[(offset + j) % len(DEFECT_CLASSES)]
-        row = list(_clean_row(cfg, base, i))
+        row = list(clean_row(cfg, base, i))
         site, user, day_text, crypto, price, units = row
         if defect == R.SITE_MISSING:
             row[0] = pick([None, "", "   "])
@@ -371,131 +367,6 @@ def _defects(cfg: GeneratorConfig, base: _Day) -> tuple[dict[int, tuple[RawRow, 
     return replaced, copies
 
 
-# --- upstream on the table ------------------------------------------------------------------------------
-
-
-@dataclass
-class Advance:
-    first_day: date
-    applied: list[date] = field(default_factory=list)
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-
-
-def _fingerprint(cfg: GeneratorConfig) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}
-
-
-def _check_text_columns(conn) -> tuple[bool, bool]:
-    types = dict(
-        conn.execute(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'raw' AND table_name = 'bt_crypto_transaction_history'"
-        ).fetchall()
-    )
-    typed = {c: t for c, t in types.items() if c in _COLUMNS and t not in ("text", "character varying")}
-    if typed or len([c for c in _COLUMNS if c in types]) != len(_COLUMNS):
-        raise SimulatorError(
-            f"the simulator writes every value as text (defects included): {SOURCE_TABLE} needs the six text "
-            f"columns, it has {types}"
-        )
-    return "inserted_at" in types, "updated_at" in types
-
-
-def _insert(conn, rows: list[SimRow]) -> int:
-    with conn.cursor().copy(f"COPY {SOURCE_TABLE} ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-        for r in rows:
-            copy.write_row(r.values)
-    return len(rows)
-
-
-def _apply_day(
-    conn, cfg: GeneratorConfig, e: date, first_day: date, stamp_updates: bool
-) -> tuple[int, int, int]:
-    """Day e happens upstream: its new rows, and in-place changes to the window's earlier days."""
-    inserted = _insert(conn, day_rows(cfg, e, e))
-    updates, deletes, restores = [], [], []
-    for k in range(1, cfg.window_days):
-        d = e - timedelta(days=k)
-        if d < first_day:
-            break
-        old, new = _upstream_day(cfg, d, e - timedelta(days=1)), _upstream_day(cfg, d, e)
-        for i in np.flatnonzero((old.alive != new.alive) | (old.price != new.price)):
-            key = _clean_row(cfg, old, int(i))[:4]
-            if old.alive[i] and not new.alive[i]:
-                deletes.append(key)
-            elif new.alive[i] and not old.alive[i]:
-                restores.append(SimRow(d, _clean_row(cfg, new, int(i)), None))
-            elif new.alive[i]:
-                updates.append((f"{new.price[i]:.6f}", *key))
-    where = "site_id = %s AND user_id = %s AND purchase_date = %s AND crypto_type = %s"
-    stamp = ", updated_at = now()" if stamp_updates else ""
-    with conn.cursor() as cur:
-        if updates:
-            cur.executemany(f"UPDATE {SOURCE_TABLE} SET purchase_price = %s{stamp} WHERE {where}", updates)
-        if deletes:
-            cur.executemany(f"DELETE FROM {SOURCE_TABLE} WHERE {where}", deletes)
-    inserted += _insert(conn, restores)
-    return inserted, len(updates), len(deletes)
-
-
-def _land_reference_prices(conn, cfg: GeneratorConfig, days: list[date]) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO raw.crypto_reference_prices (price_date, crypto_type, reference_price, source) "
-            "VALUES (%s, %s, %s, 'simulator') ON CONFLICT (price_date, crypto_type) "
-            "DO UPDATE SET reference_price = EXCLUDED.reference_price, source = EXCLUDED.source",
-            [
-                (day, c, float(p))
-                for day in days
-                for c, p in zip(cfg.cryptos, reference_price(cfg.seed, day, cfg.cryptos), strict=True)
-            ],
-        )
-
-
-def advance(conn, cfg: GeneratorConfig, logical_date: date) -> Advance:
-    """Brings the simulated upstream to `logical_date`, in one transaction; idempotent."""
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(824311003)")  # one upstream at a time
-        _, stamp_updates = _check_text_columns(conn)
-        state = conn.execute(
-            "SELECT config, first_day, applied_through FROM raw.crypto_upstream_simulator WHERE name = %s",
-            (SOURCE_TABLE,),
-        ).fetchone()
-        if state is None:
-            first = first_day_for(cfg, logical_date)
-            result = Advance(
-                first, applied=[first + timedelta(days=k) for k in range((logical_date - first).days + 1)]
-            )
-            result.inserted = _insert(conn, upstream_rows(cfg, first, logical_date))
-        else:
-            config, first, through = state
-            if config != _fingerprint(cfg):
-                raise SimulatorError(
-                    f"the simulated upstream in {SOURCE_TABLE} was started with another configuration "
-                    f"({config}); empty it first (make reset, or TRUNCATE it and raw.crypto_upstream_simulator)"
-                )
-            result = Advance(first)
-            e = through + timedelta(days=1)
-            while e <= logical_date:
-                inserted, updated, deleted = _apply_day(conn, cfg, e, first, stamp_updates)
-                result.inserted, result.updated, result.deleted = (
-                    result.inserted + inserted, result.updated + updated, result.deleted + deleted,
-                )  # fmt: skip
-                result.applied.append(e)
-                e += timedelta(days=1)
-        if result.applied:
-            _land_reference_prices(conn, cfg, result.applied)
-            conn.execute(
-                """INSERT INTO raw.crypto_upstream_simulator (name, config, first_day, applied_through)
-                   VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE
-                   SET applied_through = EXCLUDED.applied_through, updated_at = now()""",
-                (SOURCE_TABLE, json.dumps(_fingerprint(cfg)), result.first_day, logical_date),
-            )
-    return result
-
-
 def config_from_settings(crypto, **overrides) -> GeneratorConfig:
     cfg = GeneratorConfig(
         seed=crypto.gen_seed,
@@ -508,62 +379,3 @@ def config_from_settings(crypto, **overrides) -> GeneratorConfig:
         history_days=crypto.gen_history_days,
     )
     return GeneratorConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.crypto_events.generate", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument(
-        "--date",
-        required=True,
-        type=date.fromisoformat,
-        help="logical date to bring upstream to (YYYY-MM-DD)",
-    )
-    parser.add_argument(
-        "--events-per-day", type=int, help="events per upstream day (default CRYPTO_GEN_EVENTS_PER_DAY)"
-    )
-    parser.add_argument(
-        "--defect-share", type=float, help="share of defective rows (default CRYPTO_GEN_DEFECT_SHARE)"
-    )
-    parser.add_argument("--seed", type=int, help="generator seed (default CRYPTO_GEN_SEED)")
-    args = parser.parse_args(argv)
-    if args.defect_share is not None and not 0 <= args.defect_share <= 0.9:
-        parser.error("--defect-share must be within [0, 0.9]")
-    if args.date < EPOCH + timedelta(days=60):
-        parser.error(
-            f"the simulated market starts on {EPOCH}: --date must be after {EPOCH + timedelta(days=60)}"
-        )
-    return args
-
-
-def bring_upstream_to(args: argparse.Namespace, settings) -> Advance:
-    from jobs.common.postgres import connect, open_business_database
-
-    cfg = config_from_settings(
-        settings.crypto, seed=args.seed, events_per_day=args.events_per_day, defect_share=args.defect_share
-    )
-    pg, _ = open_business_database(settings.postgres)
-    with connect(pg) as conn:
-        result = advance(conn, cfg, args.date)
-    if result.applied:
-        log.info(
-            "upstream brought to %s (days %s..%s applied): %d rows inserted, %d edited in place, %d deleted",
-            args.date, result.applied[0], result.applied[-1], result.inserted, result.updated, result.deleted,
-        )  # fmt: skip
-    else:
-        log.info(
-            "upstream is already at or after %s: nothing to apply (a backfill reads the current state)",
-            args.date,
-        )
-    return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    from jobs.common.cli import run_cli
-
-    return run_cli(argv, parse_args, bring_upstream_to, lambda _: None, bad_input=(SimulatorError,))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from jobs.crypto_events.__main__ import Options, run
-from jobs.crypto_events.generate import GeneratorConfig, advance, config_from_settings
+from jobs.crypto_events.generate import GeneratorConfig, config_from_settings
+from jobs.crypto_events.upstream import advance
 
 SOURCE = "raw.bt_crypto_transaction_history"
 SIX = ("site_id", "user_id", "purchase_date", "crypto_type", "purchase_price", "purchase_units")
