@@ -104,6 +104,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{st.airflow_user}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(st.dir / "airflow" / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{st.airflow_url}/execution/",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(st.task_retry_delay_seconds),
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": str(st.max_task_retry_delay_seconds),
         "AIRFLOW__API__HOST": st.host,
         "AIRFLOW__API__PORT": str(st.airflow_port),
         "AIRFLOW__API__BASE_URL": st.airflow_url,
@@ -477,7 +479,7 @@ def init(settings: Settings) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     source = settings.churn.source_dir
     if not any(source.glob("*.csv")):  # the embedded default's churn files, so the churn DAGs have input
-        from jobs.churn.generate import main as generate
+        from jobs.churn.simulate.__main__ import main as generate
 
         generate(["--out", str(source), "--customers", "3000"])
     passwords = st.dir / "airflow" / "passwords.json"

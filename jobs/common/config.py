@@ -226,7 +226,7 @@ class ChurnSettings(_Section):
     source_dir: Path = Path("var/churn/source")
     max_file_mb: int = Field(4096, ge=1)  # a larger source file is refused before it is read
     lake_dir: Path = Path("var/lake")  # Delta tables (feature snapshots), written with delta-rs
-    spec: str = "churn.yaml"  # a path, or a file name under jobs/churn/specs/
+    spec: str = "churn.yaml"  # a path, or a file name under jobs/churn/contract/specs/
     # payments older than this before the as-of date, or on/after as-of + horizon, are out of range
     history_months: int = Field(12, ge=6, le=120)
     horizon_months: int = Field(2, ge=1, le=12)
@@ -355,6 +355,9 @@ class StackSettings(_Section):
     worker_cores: int = Field(2, ge=1)
     worker_memory: str = "3g"
     celery_concurrency: int = Field(2, ge=1)
+    # a failed task's first retry waits this long, each later one twice the one before, up to the maximum
+    task_retry_delay_seconds: int = Field(30, ge=0)
+    max_task_retry_delay_seconds: int = Field(600, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     jupyter_port: int = Field(8888, ge=1, le=65535)
     # secrets have no default here: they come from the environment or `.env` (development values)

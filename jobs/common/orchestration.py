@@ -47,9 +47,9 @@ def alert_on_failure(context: dict[str, Any]) -> None:
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kpidelivery",
     "retries": 2,
-    "retry_delay": timedelta(seconds=30),
+    # the first retry's delay and the longest one are Airflow's settings ([core] default_task_retry_delay and
+    # max_task_retry_delay: STACK_TASK_RETRY_DELAY_SECONDS, STACK_MAX_TASK_RETRY_DELAY_SECONDS), not code
     "retry_exponential_backoff": 2.0,  # a float multiplier in Airflow 3
-    "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(minutes=45),
     "on_failure_callback": alert_on_failure,
 }
@@ -95,14 +95,18 @@ def in_process_env(home: Path) -> dict[str, str]:
     connection (brackets URL-encoded, else the provider falls back to YARN silently)."""
     import sys
 
+    from jobs.common.config import load_settings
     from jobs.common.spark import local_ip
 
+    stack = load_settings().stack
     return {
         **os.environ,
         "SPARK_LOCAL_IP": local_ip(),  # spark-submit's driver and UI on loopback, not *:4040
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow" / "dags"),
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(stack.task_retry_delay_seconds),
+        "AIRFLOW__CORE__MAX_TASK_RETRY_DELAY": str(stack.max_task_retry_delay_seconds),
         "AIRFLOW_CONN_SPARK_DEFAULT": "spark://local%5B2%5D",
         "PYTHONPATH": str(PROJECT_ROOT),
         "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}",
