@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app.common import HOW_TO_TRAIN, current_model, fact, model_service, query, settings, sidebar
-from jobs.churn.models import NoModel
-from jobs.churn.serving import MlflowUnavailable
+from jobs.churn.deployment.io import NoModel
+from jobs.churn.serving.io import MlflowUnavailable
 from jobs.common.postgres import PostgresUnavailable
 
 st.set_page_config(page_title="KPIdelivery churn", layout="wide")
@@ -37,11 +37,11 @@ with left:
 with middle:
     st.subheader("Drift")
     try:
-        from jobs.churn.monitoring import drift_runs
+        from jobs.churn.monitoring.io import drift_runs
 
         runs = drift_runs(model_service().client(), s.mlflow.experiment, limit=1)
         if runs.empty:
-            st.info("No drift report yet: `make churn-drift` (stack) or `python -m jobs.churn.drift`.")
+            st.info("No drift report yet: `make churn-drift` (stack) or `python -m jobs.churn.monitoring`.")
         else:
             last = runs.iloc[-1]
             fact(

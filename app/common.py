@@ -1,7 +1,7 @@
 """What every page shares: settings, the production model (cached, reloaded when the alias moves), the
 database, and one way to turn an outage into a message that says what to do.
 
-Pages only lay out; the work is in `jobs.churn.serving`, `jobs.churn.monitoring` and the saved queries.
+Pages only lay out; the work is in `jobs.churn.serving`, `jobs.churn.monitoring.io` and the saved queries.
 """
 
 from __future__ import annotations
@@ -13,19 +13,18 @@ from collections.abc import Iterator
 
 import streamlit as st
 
-from jobs.churn.models import NoModel
-from jobs.churn.serving import LoadedModel, MlflowUnavailable, ModelService, quiet_mlflow_client
+from jobs.churn.deployment.io import NoModel
+from jobs.churn.serving.io import LoadedModel, MlflowUnavailable, ModelService, quiet_mlflow_client
 from jobs.common.config import Settings, load_settings
 from jobs.common.postgres import PostgresUnavailable
 
 log = logging.getLogger("app")
-quiet_mlflow_client()
 
 HOW_TO_TRAIN = (
     "Train and promote a model first:\n"
     "- with the stack running: `make churn-train` (or `make churn-watchdog` after new files arrive);\n"
     "- on the embedded default: `make demo`;\n"
-    "- by hand: `python -m jobs.churn.train` then `python -m jobs.churn.promote`."
+    "- by hand: `python -m jobs.churn.training` then `python -m jobs.churn.validation`."
 )
 
 
@@ -36,6 +35,7 @@ def settings() -> Settings:
 
 @st.cache_resource(show_spinner=False)
 def service(tracking_uri: str, model_name: str) -> ModelService:
+    quiet_mlflow_client()  # on first use, not at import: short HTTP retries for an interactive app
     return ModelService(tracking_uri, model_name)
 
 

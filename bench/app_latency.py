@@ -32,7 +32,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from jobs.churn.serving import ModelService, quiet_mlflow_client
+    from jobs.churn.serving.io import ModelService, quiet_mlflow_client
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
     from jobs.common.postgres import free_port

@@ -2,7 +2,7 @@
 
 Measures, in one run on this machine: ingest (reported, excluded from the target), the feature build
 (PostgreSQL raw batches -> THE feature module -> Delta snapshot) and the config-driven search with the
-shipped spec (`jobs/churn/specs/churn.yaml`), then the test AUC against the generator's oracle AUC (the
+shipped spec (`jobs/churn/contract/specs/churn.yaml`), then the test AUC against the generator's oracle AUC (the
 true probabilities scored against the realised labels: the ceiling any model can reach on this data).
 Peak memory is sampled over the whole process tree (Python driver + Spark JVM).
 
@@ -67,11 +67,13 @@ def main() -> None:
     os.environ.update({"CHURN_LAKE_DIR": str(work / "lake"), "CHURN_SOURCE_DIR": str(work / "source"),
                        "GX_ANALYTICS_ENABLED": "false", "OBJECT_STORE_LOCAL_ROOT": str(work / "store")})  # fmt: skip
 
-    from jobs.churn import build_features, ingest
-    from jobs.churn.generate import ChurnGenConfig, generate, write
-    from jobs.churn.snapshots import read_with_spark
-    from jobs.churn.spec import load_spec
-    from jobs.churn.train import train_model
+    from jobs.churn.contract.spec import load_spec
+    from jobs.churn.features import __main__ as build_features
+    from jobs.churn.features.io import FeatureTable, TableRef
+    from jobs.churn.ingest import __main__ as ingest
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate
+    from jobs.churn.simulate.io import write
+    from jobs.churn.training.search import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
     from jobs.common.postgres import connect, init_business_database
@@ -101,7 +103,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         spec = load_spec(args.spec)
-        df, _ = read_with_spark(spark, ref.path, ref.version, T)
+        df = FeatureTable(TableRef(ref.path, ref.version, T)).read(spark)
         result = train_model(df, spec)
         hpo_s = time.perf_counter() - t0
 

@@ -37,7 +37,7 @@ def main() -> None:
     t0 = time.perf_counter()
     import evidently.presets  # noqa: F401  (the import is excluded from the figure)
 
-    from jobs.churn.drift import column_drifts, run_report
+    from jobs.churn.monitoring.drift import column_drifts, run_report
 
     import_s = time.perf_counter() - t0
     rng = np.random.default_rng(0)

@@ -51,11 +51,13 @@ def main() -> None:
     import mlflow.spark
     import pandas as pd
 
-    from jobs.churn.features import build_features, with_shares
-    from jobs.churn.generate import ChurnGenConfig, as_raw_frames, generate
-    from jobs.churn.scorer import ChurnScorer, export_scorer
-    from jobs.churn.spec import load_spec, parse_spec, spec_to_dict
-    from jobs.churn.train import train_model
+    from jobs.churn.contract.spec import load_spec, parse_spec, spec_to_dict
+    from jobs.churn.deployment.scorer.export import export_scorer
+    from jobs.churn.deployment.scorer.score import ChurnScorer
+    from jobs.churn.features.build import build_features
+    from jobs.churn.features.shares import with_shares
+    from jobs.churn.simulate.generate import ChurnGenConfig, as_raw_frames, generate
+    from jobs.churn.training.search import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
     from jobs.common.spark import build_session

@@ -285,7 +285,7 @@ def churn_counts(settings: Settings, snapshot: str) -> dict:
 
 
 def drift_summary(settings: Settings, day: str) -> dict | None:
-    from jobs.churn.drift import read_summary
+    from jobs.churn.monitoring.io import read_summary
 
     return read_summary(
         settings.object_store.model_copy(update={"s3_endpoint_url": settings.stack.s3_url}), day

@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import date, timedelta
 
-from jobs.churn.generate import DEFAULT_SNAPSHOT
+from jobs.churn.simulate.generate import DEFAULT_SNAPSHOT
 
 log = logging.getLogger("jobs.demo")
 
@@ -127,8 +127,9 @@ def crypto_demo(args, settings, pg, env) -> bool:
 
 
 def churn_demo(args, settings, pg, env) -> bool:
-    from jobs.churn.generate import ChurnGenConfig, generate, write
-    from jobs.churn.registry import configure, version_by_alias
+    from jobs.churn.deployment.io import configure, version_by_alias
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate
+    from jobs.churn.simulate.io import write
     from jobs.common.postgres import connect
 
     source_dir = settings.churn.source_dir
@@ -194,7 +195,7 @@ def churn_demo(args, settings, pg, env) -> bool:
 def drift_demo(args, settings, env) -> bool:
     """The weekly drift monitor for the Monday of the last logical date: the current snapshot against the
     production model's training data (the same data here, so no drift), so that the app has a report."""
-    from jobs.churn.drift import read_summary
+    from jobs.churn.monitoring.io import read_summary
 
     monday = args.end - timedelta(days=args.end.weekday())
     if not run_dag("churn_drift_monitor_w", monday, env):

@@ -55,17 +55,17 @@ def pyfunc_probability(tracking_uri: str, record: dict) -> float:
 def feature_rows(served: dict, n: int | None = None):
     """Rows of the served feature table (the first `n`, else all) with the served model's share columns
     (derived with its vocabulary)."""
-    from jobs.churn.features import with_shares
-    from jobs.churn.serving import ModelService
-    from jobs.churn.snapshots import read_with_arrow, table_path
+    from jobs.churn.features.io import FeatureTable, lake_table
+    from jobs.churn.features.shares import with_shares
+    from jobs.churn.serving.io import ModelService
 
-    rows = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
+    rows = FeatureTable(lake_table(served["settings"].churn.lake_dir)).read().to_pandas()
     rows = rows if n is None else rows.head(n)
     return with_shares(rows, ModelService(served["tracking_uri"], MODEL).load().scorer.shares)
 
 
 def tiny_spec(root: Path, name: str, models: dict) -> Path:
-    from jobs.churn.spec import SPECS_DIR
+    from jobs.churn.contract.spec import SPECS_DIR
 
     spec = yaml.safe_load((SPECS_DIR / "churn.yaml").read_text())
     spec.update(name=name, models=models)
@@ -79,8 +79,14 @@ def served(mlflow_server, pg, spark, tmp_path_factory):
     """Ingest -> features -> train (a forest: tree SHAP) -> promote -> batch score -> drift; a crypto run.
 
     The environment is changed only while this prepares; tests pass `served["env"]` to what they run."""
-    from jobs.churn import build_features, drift, ingest, promote, score_batch, train
-    from jobs.churn.generate import ChurnGenConfig, generate, write
+    from jobs.churn.deployment import __main__ as score_batch
+    from jobs.churn.features import __main__ as build_features
+    from jobs.churn.ingest import __main__ as ingest
+    from jobs.churn.monitoring import __main__ as drift
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate
+    from jobs.churn.simulate.io import write
+    from jobs.churn.training import __main__ as train
+    from jobs.churn.validation import __main__ as promote
     from jobs.common.config import load_settings
     from jobs.common.postgres import connect
     from tests.conftest import CRYPTO_TABLES

@@ -42,7 +42,8 @@ def churn_data_watchdog():
         files can label; otherwise the task is skipped and nothing downstream runs."""
         from airflow.exceptions import AirflowSkipException
 
-        from jobs.churn.watch import changed_sources, latest_labelled_snapshot, unannounced
+        from jobs.churn.monitoring.io import changed_sources, latest_labelled_snapshot
+        from jobs.churn.monitoring.watch import unannounced
         from jobs.common.config import load_settings
 
         earlier = inlet_events[CHURN_SOURCES].ascending(False).limit(100)
@@ -73,7 +74,9 @@ def churn_data_watchdog():
             description="snapshot date T; empty: the asset event's, else the latest the source files label",
         ),
         "spec": Param(
-            "", type="string", description="training spec (jobs/churn/specs/ or a path); empty: CHURN_SPEC"
+            "",
+            type="string",
+            description="training spec (jobs/churn/contract/specs/ or a path); empty: CHURN_SPEC",
         ),
     },
     tags=["churn", "training"],
@@ -82,7 +85,7 @@ def churn_training_dag():
     @task(task_id="snapshot")
     def resolve_snapshot(params=None, triggering_asset_events=None, dag_run=None) -> str:
         """The snapshot every step of this run uses (see `training_snapshot`), in XCom."""
-        from jobs.churn.watch import snapshot_of_run
+        from jobs.churn.monitoring.io import snapshot_of_run
         from jobs.common.config import load_settings
 
         announced = [
@@ -94,14 +97,14 @@ def churn_training_dag():
         return snapshot_of_run(params.get("snapshot"), announced, load_settings().churn, day).isoformat()
 
     snapshot = "{{ ti.xcom_pull(task_ids='snapshot') }}"
-    ingest = spark_task("ingest", "jobs/churn/ingest.py", ["--as-of", snapshot])
-    features = spark_task("build_features", "jobs/churn/build_features.py", ["--snapshot", snapshot])
-    train = spark_task("train", "jobs/churn/train.py", ["--spec", "{{ params.spec }}", "--snapshot", snapshot],
+    ingest = spark_task("ingest", "jobs/churn/ingest/__main__.py", ["--as-of", snapshot])
+    features = spark_task("build_features", "jobs/churn/features/__main__.py", ["--snapshot", snapshot])
+    train = spark_task("train", "jobs/churn/training/__main__.py", ["--spec", "{{ params.spec }}", "--snapshot", snapshot],
                        execution_timeout=timedelta(hours=2))  # fmt: skip
 
     @task
     def promote() -> dict:
-        from jobs.churn.promote import parse_args, run
+        from jobs.churn.validation.__main__ import parse_args, run
 
         decision = run(parse_args([]))
         return {
@@ -110,7 +113,7 @@ def churn_training_dag():
             "version": decision.challenger_version,
         }
 
-    score = spark_task("batch_score", "jobs/churn/score_batch.py", ["--snapshot", snapshot])
+    score = spark_task("batch_score", "jobs/churn/deployment/__main__.py", ["--snapshot", snapshot])
     resolve_snapshot() >> ingest >> features >> train >> promote() >> score
 
 
@@ -124,13 +127,14 @@ def churn_training_dag():
     tags=["churn", "monitoring"],
 )
 def churn_drift_monitor_w():
-    drift = spark_task("drift_report", "jobs/churn/drift.py", ["--date", "{{ ds }}"])
+    drift = spark_task("drift_report", "jobs/churn/monitoring/__main__.py", ["--date", "{{ ds }}"])
 
     @task.short_circuit
     def critical(ds: str, ti=None) -> bool:
         """True (go on and retrain) only when the report of the logical date says critical; the current
         snapshot it drifted on goes to XCom `snapshot` for the training run."""
-        from jobs.churn.drift import read_summary, retrain_snapshot
+        from jobs.churn.monitoring.drift import retrain_snapshot
+        from jobs.churn.monitoring.io import read_summary
         from jobs.common.config import load_settings
 
         snapshot = retrain_snapshot(read_summary(load_settings().object_store, ds))

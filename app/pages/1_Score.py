@@ -9,16 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from app.common import Timer, database, model_page, settings
-from jobs.churn.serving import (
-    LoadedModel,
-    batch_scores_of,
-    check_customer_id,
-    check_record,
-    customer_snapshot,
-    describe,
-    domain_of,
-)
-from jobs.churn.snapshots import SnapshotNotFound, table_path
+from jobs.churn.features.io import SnapshotNotFound, table_path
+from jobs.churn.serving.checks import check_customer_id, check_record, describe, domain_of
+from jobs.churn.serving.io import LoadedModel, batch_scores_of, customer_snapshot
 from jobs.common.postgres import PostgresUnavailable
 
 MISSING = "(missing)"

@@ -6,8 +6,14 @@ import altair as alt
 import streamlit as st
 
 from app.common import Timer, model_page, settings
-from jobs.churn.features import ID
-from jobs.churn.serving import BatchFileError, batch_results, batch_template, errors_frame, read_batch_csv
+from jobs.churn.contract.features import ID
+from jobs.churn.serving.checks import (
+    BatchFileError,
+    batch_results,
+    batch_template,
+    errors_frame,
+    read_batch_csv,
+)
 from jobs.common.csvfile import MB
 
 model = model_page("Score a file of customers")

@@ -7,7 +7,7 @@ import json
 import streamlit as st
 
 from app.common import HOW_TO_TRAIN, guard, model_service, settings, sidebar
-from jobs.churn.monitoring import METRICS, registry_versions, version_details
+from jobs.churn.monitoring.io import METRICS, registry_versions, version_details
 
 st.set_page_config(page_title="Model", layout="wide")
 st.title("Model")
@@ -61,7 +61,7 @@ with right:
     if decision:
         st.markdown(f"- decision: **{decision}**\n- reason: {tags.get('promotion.reason', '')}")
     else:
-        st.markdown("- not evaluated for promotion yet (`python -m jobs.churn.promote`)")
+        st.markdown("- not evaluated for promotion yet (`python -m jobs.churn.validation`)")
     if tags.get("replaced_by"):
         st.markdown(f"- replaced by v{tags['replaced_by']}")
     params = {

@@ -7,7 +7,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from app.common import guard, model_service, settings, sidebar
-from jobs.churn.monitoring import drift_report, drift_runs
+from jobs.churn.monitoring.io import drift_report, drift_runs
 
 SEVERITY_STYLE = {"none": st.success, "moderate": st.info, "severe": st.warning, "critical": st.error}
 
@@ -21,7 +21,7 @@ with guard("the drift runs"):
 if runs.empty:
     st.info(
         "No drift report yet. The weekly `churn_drift_monitor_dag` writes one; run it now with "
-        "`make churn-drift` (stack) or `python -m jobs.churn.drift`."
+        "`make churn-drift` (stack) or `python -m jobs.churn.monitoring`."
     )
     st.stop()
 

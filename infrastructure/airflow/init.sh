@@ -8,6 +8,6 @@ mkdir -p "$AIRFLOW_HOME" "$SPARK_EVENT_LOG_DIR" "$CHURN_SOURCE_DIR"
 python -c 'import json, os; print(json.dumps({os.environ["STACK_AIRFLOW_USER"]: os.environ["STACK_AIRFLOW_PASSWORD"]}))' \
     > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 if ! ls "$CHURN_SOURCE_DIR"/*.csv > /dev/null 2>&1; then
-    python -m jobs.churn.generate --out "$CHURN_SOURCE_DIR" --customers 3000
+    python -m jobs.churn.simulate --out "$CHURN_SOURCE_DIR" --customers 3000
 fi
 exec python -m airflow db migrate

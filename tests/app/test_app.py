@@ -68,7 +68,7 @@ def test_score_a_typical_customer_shows_the_registered_models_probability_and_it
 
 
 def _features(served) -> tuple[str, ...]:
-    from jobs.churn.serving import ModelService
+    from jobs.churn.serving.io import ModelService
 
     return ModelService(served["tracking_uri"], MODEL).load().scorer.features
 
@@ -142,7 +142,7 @@ def test_batch_scores_good_rows_lists_bad_ones_and_loses_none(served):
         "got 'many'" in problems and "control characters" in problems and "duplicate customer_id" in problems
     )
     expected = pd.read_csv(io.StringIO(buffer.getvalue()), nrows=12)
-    from jobs.churn.serving import ModelService
+    from jobs.churn.serving.io import ModelService
 
     model = ModelService(served["tracking_uri"], MODEL).load()
     p = model.scorer.predict_proba(expected)
@@ -247,7 +247,7 @@ def test_the_model_reloads_when_the_alias_moves(served):
     """By the button at once, and by itself once APP_ALIAS_CHECK_SECONDS have passed."""
     from mlflow.tracking import MlflowClient
 
-    from jobs.churn import train
+    from jobs.churn.training import __main__ as train
 
     uri = served["tracking_uri"]
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -11,7 +11,7 @@ import io
 
 import pytest
 
-from jobs.churn.serving import batch_results, batch_template, read_batch_csv
+from jobs.churn.serving.checks import batch_results, batch_template, read_batch_csv
 
 NUM = ("pay_count_6m", "share_seg_instore_6m", "age", "balance_1")
 CAT = ("gender", "city")
@@ -106,7 +106,7 @@ def _batch_page(served, name: str, body: bytes):
 
 @pytest.mark.integration
 def test_the_page_downloads_ids_as_written_and_refuses_wide_large_and_utf16_files(served):
-    from jobs.churn.serving import ModelService
+    from jobs.churn.serving.io import ModelService
     from tests.served import MODEL
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer

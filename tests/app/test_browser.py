@@ -51,7 +51,7 @@ def browser():
 
 def typical_customer(served) -> dict:
     """What the form shows first: the training medians and each category's most frequent value."""
-    from jobs.churn.serving import ModelService
+    from jobs.churn.serving.io import ModelService
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
     record = dict(scorer.description["numeric_fill"])
@@ -103,12 +103,12 @@ def test_score_a_customer_in_the_browser(served, app_url, browser):
 
 
 def test_upload_a_batch_in_the_browser_and_download_every_row(served, app_url, browser, tmp_path):
-    from jobs.churn.features import with_shares
-    from jobs.churn.serving import ModelService
-    from jobs.churn.snapshots import read_with_arrow, table_path
+    from jobs.churn.features.io import FeatureTable, lake_table
+    from jobs.churn.features.shares import with_shares
+    from jobs.churn.serving.io import ModelService
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
-    table = read_with_arrow(table_path(served["settings"].churn.lake_dir)).to_pandas()
+    table = FeatureTable(lake_table(served["settings"].churn.lake_dir)).read().to_pandas()
     features = with_shares(table, scorer.shares)  # the model's share columns, from the segment map
     good = features[["customer_id", *scorer.features]].head(20)
     bad = good.head(2).astype(object).assign(customer_id=[8_000_001, 8_000_002], age=["7", "old"])

@@ -28,6 +28,8 @@ print(json.dumps({
     "errors": {k: str(v) for k, v in bag.import_errors.items()},
     "dags": {d.dag_id: {"edges": sorted([t.task_id, down] for t in d.tasks for down in t.downstream_task_ids),
                         "tasks": sorted(d.task_ids), "retries": {t.task_id: t.retries for t in d.tasks},
+                        "retry_delays": {t.task_id: t.retry_delay.total_seconds() for t in d.tasks},
+                        "backoff": {t.task_id: float(t.retry_exponential_backoff) for t in d.tasks},
                         "timeouts": {t.task_id: bool(t.execution_timeout) for t in d.tasks},
                         "callbacks": {t.task_id: bool(t.on_failure_callback) for t in d.tasks},
                         "trigger_rules": {t.task_id: getattr(t.trigger_rule, "value", t.trigger_rule) for t in d.tasks},
@@ -45,6 +47,7 @@ def parsed(tmp_path_factory) -> dict:
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "17",  # the stacks' STACK_TASK_RETRY_DELAY_SECONDS
         # a database that does not exist: parsing must not need one
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://nobody@127.0.0.1:1/none",
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -93,6 +96,8 @@ def test_every_task_retries_times_out_and_alerts(parsed):
     for dag_id, dag in parsed["dags"].items():
         for task_id in dag["tasks"]:
             assert dag["retries"][task_id] >= 2, (dag_id, task_id)
+            # the delay is the deployment's setting ([core] default_task_retry_delay), doubled each retry
+            assert (dag["retry_delays"][task_id], dag["backoff"][task_id]) == (17.0, 2.0), (dag_id, task_id)
             assert dag["timeouts"][task_id], (dag_id, task_id)
             assert dag["callbacks"][task_id], (dag_id, task_id)
 
@@ -128,8 +133,9 @@ def test_churn_dags_run_end_to_end_in_process(pg, db, tmp_path):
     changes."""
     import yaml
 
-    from jobs.churn.generate import ChurnGenConfig, generate, write
-    from jobs.churn.spec import SPECS_DIR
+    from jobs.churn.contract.spec import SPECS_DIR
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate
+    from jobs.churn.simulate.io import write
 
     snapshot = "2026-06-01"  # a date of its own: the workflow tests use 2026-09-01
     tables, truth, oracle = generate(

@@ -32,7 +32,7 @@ UNKNOWN_EFFECT_MEAN = 0.01  # and on average
 
 @pytest.fixture(scope="module")
 def model(served):
-    from jobs.churn.serving import ModelService
+    from jobs.churn.serving.io import ModelService
 
     scorer = ModelService(served["tracking_uri"], MODEL).load().scorer
     frame = feature_rows(served)[list(scorer.features)].reset_index(drop=True)

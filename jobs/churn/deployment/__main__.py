@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         spark_pipeline_path,
     )
     from jobs.churn.deployment.scoring import score_frame
-    from jobs.churn.features.io import FeatureTable, TableRef, UnreadableTable, table_path
+    from jobs.churn.features.io import FeatureTable, TableRef, UnreadableTable, lake_table
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
     from jobs.common.postgres import connect, open_business_database
@@ -53,8 +53,11 @@ def run(args: argparse.Namespace, settings=None) -> dict:
     name = settings.mlflow.model_name
     ref = resolve(MlflowClient(), name, args.alias, args.version)
     spec = load_spec_of(ref)
-    path = args.features or str(table_path(settings.churn.lake_dir))
-    table = FeatureTable(TableRef(path, args.feature_version, args.snapshot))
+    if args.features:
+        table = FeatureTable(TableRef(args.features, args.feature_version, args.snapshot))
+    else:
+        table = FeatureTable(lake_table(settings.churn.lake_dir, args.feature_version, args.snapshot))
+    path = table.ref.path
     if table.ref.format != "delta":
         raise UnreadableTable(f"{path}: batch scoring reads a Delta feature table (its version and snapshot)")
     if args.snapshot is None:

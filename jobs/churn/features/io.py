@@ -139,6 +139,11 @@ def table_path(lake_dir: Path, name: str = FEATURE_TABLE) -> Path:
     return lake_dir / name
 
 
+def lake_table(lake_dir: Path, version: int | None = None, snapshot: date | None = None) -> TableRef:
+    """THE feature table of the lake (CHURN_LAKE_DIR): a Delta table, at `version` (None: the latest)."""
+    return TableRef(str(table_path(lake_dir)), version, snapshot, "delta")
+
+
 def write_snapshot(table: pa.Table, path: Path, snapshot_date: date, column: str = SNAPSHOT) -> TableRef:
     """Replaces the rows of `snapshot_date` (all rows of `table` must carry it); returns the new version."""
     import pyarrow as pa
@@ -268,7 +273,7 @@ class FeatureTable:
 
     def __init__(self, ref: TableRef | str) -> None:
         ref = TableRef(ref) if isinstance(ref, str) else ref
-        fmt = table_format(ref.path)
+        fmt = ref.format or table_format(ref.path)  # a ref that names its format (ours: delta) is not probed
         if fmt != "delta":
             if ref.version is not None:
                 raise UnreadableTable(f"{ref.path}: a version (@{ref.version}) applies to Delta tables only")

@@ -43,7 +43,7 @@ def production_inputs(settings) -> tuple[TableRef, TableRef, ColumnSpec, list[st
     from mlflow.tracking import MlflowClient
 
     from jobs.churn.deployment.io import PRODUCTION, load_spec_of, resolve
-    from jobs.churn.features.io import FeatureTable, TableRef, table_path
+    from jobs.churn.features.io import FeatureTable, TableRef, lake_table
 
     ref = resolve(MlflowClient(), settings.mlflow.model_name, PRODUCTION)
     spec = load_spec_of(ref)
@@ -53,7 +53,7 @@ def production_inputs(settings) -> tuple[TableRef, TableRef, ColumnSpec, list[st
         int(version) if version.isdigit() else None,
         date.fromisoformat(snapshot) if snapshot else None,
     )
-    current = FeatureTable(str(table_path(settings.churn.lake_dir))).at_latest_snapshot().ref
+    current = FeatureTable(lake_table(settings.churn.lake_dir)).at_latest_snapshot().ref
     important = top_features(ref.run_id, settings.drift.important_features)
     return reference, current, ColumnSpec.of(spec), important, ref
 

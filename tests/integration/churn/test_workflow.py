@@ -376,12 +376,13 @@ def test_drift_against_the_production_models_data_goes_to_s3_and_mlflow(env, lif
     import mlflow
 
     from jobs.churn.monitoring import __main__ as drift
+    from jobs.churn.monitoring.drift import SEVERITIES
     from jobs.common.objectstore import open_store
 
     production = lifecycle[-1][2]
     result = drift.run(drift.parse_args(["--date", "2026-11-22", "--master", "local[2]"]), s3_settings)
     assert result.reference["version"] == env["feature_ref"].version
-    assert result.reference["snapshot_date"] == T.isoformat() and result.severity in drift.SEVERITIES
+    assert result.reference["snapshot_date"] == T.isoformat() and result.severity in SEVERITIES
     assert result.sample_rows == {"reference": CUSTOMERS, "current": result.current["sampled"]}
     store = open_store(s3_settings.object_store)
     keys = store.list_keys("mlflow-artifacts", "drift-reports/2026-11-22/")

@@ -226,11 +226,11 @@ def test_a_utf8_byte_order_mark_is_accepted_and_stripped(reader):
 
 def test_the_ingest_reads_only_the_head_of_a_large_file(tmp_path):
     """A valid header, then a multi-byte character cut by the end of the head: no false refusal."""
-    from jobs.churn import ingest
+    from jobs.churn.contract.files import HEAD_BYTES
 
     path = tmp_path / "DEMOGRAFICOS.csv"
     head = INGEST_TEXT.encode()
-    pad = b"x" * (ingest.HEAD_BYTES - 1 - len(head))  # the first "é" straddles the end of the head
+    pad = b"x" * (HEAD_BYTES - 1 - len(head))  # the first "é" straddles the end of the head
     path.write_bytes(head + pad + "é".encode() * MB)
-    assert os.path.getsize(path) > ingest.HEAD_BYTES
+    assert os.path.getsize(path) > HEAD_BYTES
     assert read_header(path, DEMOGRAFICOS) == list(DEMOGRAFICOS.file_columns)

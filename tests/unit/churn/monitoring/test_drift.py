@@ -10,7 +10,7 @@ import re
 import pytest
 
 from jobs.churn.contract.spec import SPECS_DIR, SpecError
-from jobs.churn.features.io import TableRef, table_format
+from jobs.churn.features.io import TableRef
 from jobs.churn.monitoring.__main__ import main, parse_args
 from jobs.churn.monitoring.drift import ColumnDrift, column_drifts, judge, load_columns
 
@@ -147,27 +147,6 @@ def test_table_refs_and_cli_errors(capsys):
 
 
 # --- which tables and columns ----------------------------------------------------------------------------
-
-
-def test_table_format_is_read_from_what_is_on_disk(tmp_path):
-    (tmp_path / "delta" / "_delta_log").mkdir(parents=True)
-    (tmp_path / "delta" / "part-0.parquet").touch()
-    for name in ("a.pq", "b.parquet", "c.csv", "d.PQ", "notes.txt"):
-        (tmp_path / name).touch()
-    (tmp_path / "pqs" / "day=1").mkdir(parents=True)
-    (tmp_path / "pqs" / "day=1" / "part-0.pq").touch()
-    (tmp_path / "empty").mkdir()
-    assert [table_format(str(tmp_path / n)) for n in ("delta", "a.pq", "b.parquet", "d.PQ", "pqs", "c.csv")] == [
-        "delta", "parquet", "parquet", "parquet", "parquet", "csv"
-    ]  # fmt: skip
-    for name, message in [
-        ("missing.parquet", "no such file or folder"),
-        ("nowhere", "no such file or folder"),
-        ("empty", "neither a _delta_log"),
-        ("notes.txt", "not a Delta folder"),
-    ]:
-        with pytest.raises(ValueError, match=message):
-            table_format(str(tmp_path / name))
 
 
 def test_a_columns_spec_needs_only_the_columns(tmp_path):

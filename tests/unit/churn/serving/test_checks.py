@@ -185,7 +185,7 @@ def test_unusable_files_are_refused_as_a_whole(data, fragment):
 
 def test_too_many_rows_point_to_the_batch_job():
     data = csv(HEADER, *[f"{i},1,0,20,0,F,A" for i in range(11)])
-    with pytest.raises(BatchFileError, match=r"more than 10 customers: .*jobs\.churn\.score_batch"):
+    with pytest.raises(BatchFileError, match=r"more than 10 customers: .*jobs\.churn\.deployment"):
         read_batch_csv(data, NUM, CAT, max_rows=10)
 
 
