@@ -148,7 +148,8 @@ def write_snapshot(table: pa.Table, path: Path, snapshot_date: date, column: str
     """Replaces the rows of `snapshot_date` (all rows of `table` must carry it); returns the new version."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    from deltalake import DeltaTable, write_deltalake
+
+    DeltaTable, write_deltalake = _deltalake("DeltaTable", "write_deltalake")
 
     # every column nullable: a scoring snapshot (no label yet) must fit the table a training one created
     table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
@@ -195,13 +196,23 @@ def _schema_change(old: pa.Schema, new: pa.Schema) -> str:
     return ", ".join(parts) or "column order"
 
 
+def _deltalake(*names: str) -> list:
+    """Names from `deltalake`, imported after `pyarrow.parquet`: imported the other way round, a process that
+    read a table with `to_pyarrow_table` aborts at exit ("terminate called without an active exception",
+    exit 134), after its work is done (delta-rs 1.6 with pyarrow 25, measured here)."""
+    import pyarrow.parquet  # noqa: F401  (the order is the point)
+
+    import deltalake
+
+    return [getattr(deltalake, name) for name in names]
+
+
 # --- reading: one reader for every step ---------------------------------------------------------------------
 
 
 def open_version(path: str | Path, version: int | None = None):
     """The Delta table at `path`, loaded at `version` (the latest when None)."""
-    from deltalake import DeltaTable
-
+    (DeltaTable,) = _deltalake("DeltaTable")
     if not DeltaTable.is_deltatable(str(path)):
         raise SnapshotNotFound(f"no Delta table at {path} (run `python -m jobs.churn.features` first)")
     table = DeltaTable(str(path))

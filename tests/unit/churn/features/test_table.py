@@ -123,3 +123,20 @@ def test_table_format_is_read_from_what_is_on_disk(tmp_path):
     ]:
         with pytest.raises((SnapshotNotFound, UnreadableTable), match=message):
             table_format(str(tmp_path / name))
+
+
+def test_a_process_that_read_the_table_with_arrow_exits_cleanly(lake):
+    """delta-rs imported before pyarrow.parquet made a process abort at exit (134) after an Arrow read: the
+    promotion task and the app's look-ups read that way."""
+    import subprocess
+    import sys
+
+    from jobs.common.config import PROJECT_ROOT
+
+    code = (
+        f"from jobs.churn.features.io import FeatureTable; print(FeatureTable({str(lake)!r}).read().num_rows)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2"), proc.stderr[-2000:]
