@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack \
+.PHONY: help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack bench-driver-memory \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -76,8 +76,11 @@ constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@{ head -2 constraints.txt; var/constraints-venv/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	@mv constraints.txt.new constraints.txt && rm -rf var/constraints-venv && echo "constraints.txt updated"
 
-bench-crypto: setup ## crypto refresh benchmark vs COPY floor and pure-SQL refresh (100k and 1M rows)
+bench-crypto: setup ## crypto refresh benchmark vs COPY floor and pure-SQL refresh (100k, 1M and 4M rows)
 	@$(PY) bench/crypto_refresh.py
+
+bench-driver-memory: setup ## driver peak RSS at 1x and 4x data (crypto 1M/4M rows, churn 100k/400k customers) on 2 workers
+	@$(PY) bench/driver_memory.py
 
 bench-crypto-source: setup ## window read time vs history size (1M window rows in 1M, 10M, 20M rows) vs a full parse
 	@$(PY) bench/crypto_source_read.py

@@ -12,7 +12,7 @@ Each refresh starts from an empty prod table (first load); the re-run of the sam
 nothing changes) is reported too. Ends with `ratio_vs_sql_<rows>=X.XX` and `ratio_vs_copy_<rows>=Y.YY`
 (our time divided by theirs).
 
-    .venv/bin/python bench/crypto_refresh.py [--sizes 100000 1000000]
+    .venv/bin/python bench/crypto_refresh.py [--sizes 100000 1000000 4000000]
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ def _timed(fn):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000], help="window rows")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 4_000_000], help="window rows"
+    )
     args = parser.parse_args()
 
     import uuid

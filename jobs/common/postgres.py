@@ -234,26 +234,6 @@ def init_business_database(pg: PostgresSettings) -> tuple[PostgresSettings, str]
     return resolved, where
 
 
-def copy_arrow(conn: psycopg.Connection, table: str, arrow, chunk_rows: int = 100_000) -> int:
-    """COPY an Arrow table into `table` (columns by name), as CSV rendered batch by batch.
-
-    Runs inside the caller's transaction when there is one. CSV cannot tell NULL from empty text: only
-    for tables whose text columns are never empty strings (callers turn blanks into NULL first).
-    """
-    import io
-
-    import pyarrow.csv as pacsv
-
-    options = pacsv.WriteOptions(include_header=False)
-    columns = ", ".join(arrow.column_names)
-    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        for batch in arrow.to_batches(max_chunksize=chunk_rows):
-            buffer = io.BytesIO()
-            pacsv.write_csv(batch, buffer, write_options=options)
-            copy.write(buffer.getvalue())
-    return arrow.num_rows
-
-
 # --- embedded server ----------------------------------------------------------------------------------
 
 

@@ -254,8 +254,8 @@ def run(opts: Options, settings=None) -> RunOutcome:
             if counts["rejects_by_rule"]:
                 log.info("rejects by rule: %s", counts["rejects_by_rule"])
             with progress.step("quarantine rejects") as facts:
-                io.replace_run_rows(conn, pg, transform.rejected_rows(annotated), io.REJECTS_TABLE, d, run_id)
-                facts["rows"] = counts["rows_rejected"]
+                rejects = transform.rejected_rows(annotated)
+                facts["rows"] = io.quarantine(conn, pg, rejects, d, run_id, counts["rows_rejected"])
             with progress.step("GX gate") as facts:
                 gate_config = GateConfig(
                     expected_columns=transform.RAW_COLUMNS,
@@ -280,10 +280,8 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 log.error("run %s BLOCKED, prod untouched: %s", run_id, gate.message())
                 return RunOutcome(run_id, "blocked", counts, gate.message())
             with progress.step("stage candidates") as facts:
-                staged = io.replace_partition_by_copy(
-                    conn, transform.valid_rows(annotated), io.CANDIDATE_TABLE, d, run_id
-                )
-                facts["rows"] = staged
+                candidates = transform.valid_rows(annotated)
+                facts["rows"] = io.stage_candidates(conn, pg, candidates, d, run_id, counts["rows_valid"])
             runs.record_validation(conn, run_id, counts, gate, status="validated")
             source.prune_landing(conn, crypto.landing_retention_days)
             if opts.stage == "validate":

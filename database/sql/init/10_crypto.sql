@@ -213,3 +213,12 @@ ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS rows_unplaced BIGINT;
 ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS earliest_date DATE;
 ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS latest_date DATE;
 CREATE INDEX IF NOT EXISTS dq_runs_logical_date_idx ON dqm.dq_runs (pipeline, logical_date);
+
+-- Executors write, the driver publishes (jobs/common/stage.py): each Spark partition COPYs its rows into an
+-- UNLOGGED staging table tagged with the run and its partition number (`part`: a retried partition replaces
+-- its own rows), then one transaction on the driver moves them into their table. The candidates are such a
+-- stage already (the merge is their publication); the quarantine has its own.
+ALTER TABLE staging.bt_crypto_events_candidate ADD COLUMN IF NOT EXISTS part INTEGER;
+CREATE UNLOGGED TABLE IF NOT EXISTS staging.bt_crypto_events_rejects (LIKE dqm.bt_crypto_events_rejects INCLUDING DEFAULTS);
+ALTER TABLE staging.bt_crypto_events_rejects ADD COLUMN IF NOT EXISTS part INTEGER NOT NULL;
+CREATE INDEX IF NOT EXISTS bt_crypto_events_rejects_stage_idx ON staging.bt_crypto_events_rejects (run_id, part);

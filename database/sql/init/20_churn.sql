@@ -158,3 +158,27 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Executors write, the driver publishes (jobs/common/stage.py): each Spark partition COPYs its rows into an
+-- UNLOGGED staging table of the same shape, tagged with the batch (or scoring load) and its partition number
+-- (`part`: a retried partition replaces its own rows); one transaction on the driver then moves a batch's
+-- rows into raw (with the batch record) or a load's scores into prod.
+DO $$
+DECLARE
+    target TEXT;
+BEGIN
+    FOREACH target IN ARRAY ARRAY['raw.churn_payments', 'raw.churn_active_user', 'raw.churn_demograficos',
+                                  'raw.churn_dinero_cuenta', 'raw.churn_marketplace_data', 'dqm.churn_rejects']
+    LOOP
+        EXECUTE format('CREATE UNLOGGED TABLE IF NOT EXISTS staging.%s (LIKE %s INCLUDING DEFAULTS)',
+                       split_part(target, '.', 2), target);
+        EXECUTE format('ALTER TABLE staging.%s ADD COLUMN IF NOT EXISTS part INTEGER NOT NULL',
+                       split_part(target, '.', 2));
+        EXECUTE format('CREATE INDEX IF NOT EXISTS %s_stage_idx ON staging.%s (batch_id, part)',
+                       split_part(target, '.', 2), split_part(target, '.', 2));
+    END LOOP;
+END $$;
+CREATE UNLOGGED TABLE IF NOT EXISTS staging.churn_scores (LIKE prod.churn_scores INCLUDING DEFAULTS);
+ALTER TABLE staging.churn_scores ADD COLUMN IF NOT EXISTS load_id UUID NOT NULL;
+ALTER TABLE staging.churn_scores ADD COLUMN IF NOT EXISTS part INTEGER NOT NULL;
+CREATE INDEX IF NOT EXISTS churn_scores_stage_idx ON staging.churn_scores (load_id, part);

@@ -4,8 +4,8 @@
 [--feature-version V] [--snapshot T] [--master URL]``
 
 Loads the registered version's Spark pipeline, scores every customer of the snapshot (THE feature build's
-output: the same columns training used), assigns risk bands (CHURN_RISK_BANDS) and replaces that
-(snapshot, model version)'s rows in ONE transaction. Exit codes: 0 done, 2 bad input, 1 error.
+output: the same columns training used) and assigns risk bands (CHURN_RISK_BANDS); the executors COPY the
+scores into a staging table, and ONE transaction replaces that (snapshot, model version)'s rows in prod. Exit codes: 0 done, 2 bad input, 1 error.
 """
 
 from __future__ import annotations
@@ -26,19 +26,20 @@ log = logging.getLogger("jobs.churn.deployment")
 
 
 def run(args: argparse.Namespace, settings=None) -> dict:
-    import pyarrow as pa
-    import pyarrow.compute as pc
     from mlflow.tracking import MlflowClient
     from pyspark.ml import PipelineModel
+    from pyspark.sql import functions as F
 
     from jobs.churn.contract.features import SNAPSHOT
     from jobs.churn.deployment.io import (
+        clear_scores,
         configure,
         download,
         load_spec_of,
-        replace_scores,
+        publish_scores,
         resolve,
         spark_pipeline_path,
+        stage_scores,
     )
     from jobs.churn.deployment.scoring import score_frame
     from jobs.churn.features.io import FeatureTable, TableRef, UnreadableTable, lake_table
@@ -73,30 +74,31 @@ def run(args: argparse.Namespace, settings=None) -> dict:
             missing = [c for c in (spec.id, *spec.table_columns(), SNAPSHOT) if c not in features.columns]
             if missing:
                 raise ValueError(f"the feature table lacks the model's columns {missing}")
-            scores = score_frame(pipeline, features, spec, snapshot, settings.churn.band_cuts).toArrow()
-            facts["customers"] = scores.num_rows
-    if scores.num_rows == 0:
+            scored_at = datetime.now(UTC)  # metadata only; what is scored is fixed by the arguments
+            scores = score_frame(pipeline, features, spec, snapshot, settings.churn.band_cuts).select(
+                "*",
+                F.lit(name).alias("model_name"),
+                F.lit(ref.version).cast("int").alias("model_version"),
+                F.lit(args.alias if args.version is None else None).cast("string").alias("model_alias"),
+                F.lit(feature_version).cast("long").alias("feature_version"),
+                F.lit(scored_at).alias("scored_at"),
+            )
+            with connect(pg) as conn:
+                staged = stage_scores(conn, pg, scores)
+            facts["customers"] = staged.rows
+    if staged.rows == 0:
+        with connect(pg) as conn:
+            clear_scores(conn, staged)
         raise ValueError(f"no customer in {path}@v{feature_version} for snapshot {snapshot}")
-    scored_at = datetime.now(UTC)  # metadata only; what is scored is fixed by the arguments
-    n = scores.num_rows
-    rows = scores.append_column("model_name", pa.array([name] * n))
-    rows = rows.append_column("model_version", pa.array([ref.version] * n, pa.int32()))
-    rows = rows.append_column(
-        "model_alias", pa.array([args.alias if args.version is None else None] * n, pa.string())
-    )
-    rows = rows.append_column("feature_version", pa.array([feature_version] * n, pa.int64()))
-    rows = rows.append_column("scored_at", pa.array([scored_at] * n, pa.timestamp("us", tz="UTC")))
-    with progress.step("write prod.churn_scores") as facts, connect(pg) as conn:
-        facts["rows"] = replace_scores(conn, rows, snapshot, name, ref.version)
-    bands = pc.value_counts(scores["risk_band"]).to_pylist()
+    with progress.step("publish prod.churn_scores (one transaction)") as facts, connect(pg) as conn:
+        summary = publish_scores(conn, staged, snapshot, name, ref.version)
+        facts["rows"] = summary["customers"]
     return {
         "model": f"{name} v{ref.version}",
         "alias": args.alias if args.version is None else None,
         "snapshot": snapshot.isoformat(),
         "feature_version": feature_version,
-        "customers": n,
-        "bands": {b["values"]: b["counts"] for b in bands},
-        "mean_probability": round(float(pc.mean(scores["probability"]).as_py()), 4),
+        **summary,
     }
 
 

@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 from jobs.churn.contract.spec import TrainSpec, parse_spec
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pyspark.sql import DataFrame
+
+    from jobs.common.config import PostgresSettings
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,58 @@ def _artifact(model_dir: Path, name: str) -> Path:
     return path
 
 
-def replace_scores(conn, table: pa.Table, snapshot, name: str, version: int) -> int:
-    """The (snapshot, model version)'s rows of prod.churn_scores replaced by `table`, in ONE transaction."""
-    from jobs.common.postgres import copy_arrow
+@dataclass(frozen=True)
+class StagedScores:
+    load_id: str
+    rows: int
+    columns: tuple[str, ...]
+
+
+def stage_scores(conn, pg: PostgresSettings, scores: DataFrame) -> StagedScores:
+    """The executors COPY `scores` (prod.churn_scores' columns) into its staging table, under a load id."""
+    import uuid
+
+    from jobs.common import stage
+
+    load_id = str(uuid.uuid4())
+    counts = stage.copy_partitions(scores, pg, stage.stage_of(SCORES_TABLE), {"load_id": load_id})
+    return StagedScores(load_id, sum(counts.values()), tuple(scores.columns))
+
+
+def clear_scores(conn, staged: StagedScores) -> None:
+    from jobs.common import stage
+
+    stage.clear(conn, stage.stage_of(SCORES_TABLE), {"load_id": staged.load_id})
+
+
+def publish_scores(conn, staged: StagedScores, snapshot, name: str, version: int) -> dict:
+    """ONE transaction: the (snapshot, model version)'s rows of prod.churn_scores replaced by the staged load.
+    Returns what was published: customers, risk bands, mean probability."""
+    from jobs.common import stage
 
     with conn.transaction():
         conn.execute(
             f"DELETE FROM {SCORES_TABLE} WHERE snapshot_date = %s AND model_name = %s AND model_version = %s",
             (snapshot, name, version),
         )
-        return copy_arrow(conn, SCORES_TABLE, table)
+        published = stage.publish(
+            conn,
+            stage.stage_of(SCORES_TABLE),
+            SCORES_TABLE,
+            list(staged.columns),
+            {"load_id": staged.load_id},
+        )
+        if published != staged.rows:
+            raise RuntimeError(f"staged {staged.rows} scores, published {published}: rolled back")
+    bands = conn.execute(
+        f"SELECT risk_band, count(*), avg(probability) FROM {SCORES_TABLE} "
+        "WHERE snapshot_date = %s AND model_name = %s AND model_version = %s GROUP BY 1 ORDER BY 1",
+        (snapshot, name, version),
+    ).fetchall()
+    total = sum(n for _, n, _ in bands)
+    mean = sum(n * avg for _, n, avg in bands) / total if total else 0.0
+    return {
+        "customers": total,
+        "bands": {band: n for band, n, _ in bands},
+        "mean_probability": round(mean, 4),
+    }

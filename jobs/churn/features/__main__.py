@@ -37,11 +37,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, settings=None) -> tuple[TableRef, dict]:
-    import pyarrow.compute as pc
+    from pyspark.sql import functions as F
 
     from jobs.churn.contract.features import LABEL
     from jobs.churn.features.build import build_features
-    from jobs.churn.features.io import latest_batches, read_sources, table_path, write_snapshot
+    from jobs.churn.features.io import FeatureTable, latest_batches, read_sources, table_path, write_snapshot
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
     from jobs.common.postgres import connect, open_business_database
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace, settings=None) -> tuple[TableRef, dict]:
     with progress.step("read sources") as facts:
         frames = {name: df.cache() for name, df in read_sources(spark, pg, batches).items()}
         facts.update({name.lower(): df.count() for name, df in frames.items()})
-    with progress.step("build features") as facts:
+    with progress.step("build + write Delta snapshot (executors write, delta-rs commits)") as facts:
         features = build_features(
             frames["PAYMENTS"],
             frames["ACTIVE_USER"],
@@ -66,14 +66,14 @@ def run(args: argparse.Namespace, settings=None) -> tuple[TableRef, dict]:
             args.snapshot,
             with_label=not args.no_label,
         )
-        arrow = features.toArrow()
-        facts["customers"] = arrow.num_rows
-    with progress.step("write Delta snapshot") as facts:
-        ref = write_snapshot(arrow, table_path(args.lake_dir or settings.churn.lake_dir), args.snapshot)
+        ref = write_snapshot(features, table_path(args.lake_dir or settings.churn.lake_dir), args.snapshot)
         facts["version"] = ref.version
-    summary = {"customers": arrow.num_rows, "version": ref.version, "path": ref.path}
+    written = (
+        FeatureTable(ref).read(spark).agg(F.count(F.lit(1)).alias("n"), F.avg(LABEL).alias("rate")).first()
+    )
+    summary = {"customers": int(written["n"]), "version": ref.version, "path": ref.path}
     if not args.no_label:
-        summary["churn_rate"] = round(float(pc.mean(arrow[LABEL]).as_py() or 0.0), 4)
+        summary["churn_rate"] = round(float(written["rate"] or 0.0), 4)
     summary["batches"] = {name: b["batch_id"] for name, b in batches.items()}
     for df in frames.values():
         df.unpersist()

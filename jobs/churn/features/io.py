@@ -144,51 +144,121 @@ def lake_table(lake_dir: Path, version: int | None = None, snapshot: date | None
     return TableRef(str(table_path(lake_dir)), version, snapshot, "delta")
 
 
-def write_snapshot(table: pa.Table, path: Path, snapshot_date: date, column: str = SNAPSHOT) -> TableRef:
-    """Replaces the rows of `snapshot_date` (all rows of `table` must carry it); returns the new version."""
+def write_snapshot(features: DataFrame, path: Path, snapshot_date: date, column: str = SNAPSHOT) -> TableRef:
+    """Replaces the rows of `snapshot_date` (every row of `features` must carry it) in ONE new version.
+
+    The executors write the version's Parquet files, in parallel, into a folder of their own inside the table;
+    delta-rs then commits them (removing the files of the date's earlier rows in the same commit). The driver
+    handles metadata only: the files' footers (rows, the date's statistics) and the Delta log. Files of a
+    write that fails before its commit are removed; no version ever references them."""
+    import shutil
+    import uuid
+
+    folder = path / f"part-{snapshot_date.isoformat()}-{uuid.uuid4().hex[:12]}"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        features.write.parquet(str(folder))
+        return _commit(path, folder, snapshot_date, column)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _commit(path: Path, folder: Path, snapshot_date: date, column: str) -> TableRef:
+    import time
+
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    DeltaTable, write_deltalake = _deltalake("DeltaTable", "write_deltalake")
+    DeltaTable, Schema = _deltalake("DeltaTable", "Schema")
+    from deltalake.transaction import RemoveAction, create_table_with_add_actions
 
-    # every column nullable: a scoring snapshot (no label yet) must fit the table a training one created
-    table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))
-    dates = pc.unique(table[column]).to_pylist()
-    if dates != [snapshot_date]:
-        raise ValueError(f"every row must have {column} = {snapshot_date}, found {dates}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if DeltaTable.is_deltatable(str(path)):
-        current = pa.schema(DeltaTable(str(path)).schema().to_arrow())
-        if _same_columns(current, table.schema):
-            write_deltalake(
-                str(path), table, mode="overwrite", predicate=f"{column} = '{snapshot_date.isoformat()}'"
-            )
-        else:
-            # the feature module changed its columns (an upgrade): the new version holds this snapshot
-            # only, in the new schema; earlier versions keep the old rows for the models trained on them
-            dropped = sorted(
-                str(d)
-                for d in pc.unique(
-                    DeltaTable(str(path)).to_pyarrow_table(columns=[column])[column]
-                ).to_pylist()
-                if d != snapshot_date
-            )
-            log.warning(
-                "%s has other columns than the feature module now writes (%s): the new version holds "
-                "snapshot %s only in the new schema; snapshot(s) %s stay readable in earlier versions",
-                path, _schema_change(current, table.schema), snapshot_date, dropped or "none",
-            )  # fmt: skip
-            write_deltalake(str(path), table, mode="overwrite", schema_mode="overwrite")
+    adds, schema = _add_actions(path, folder, snapshot_date, column)
+    if not adds:
+        raise ValueError(f"no rows for snapshot {snapshot_date}: nothing to write")
+    schema = Schema.from_arrow(schema)
+    if not DeltaTable.is_deltatable(str(path)):
+        create_table_with_add_actions(str(path), schema, adds, mode="error")
+        return TableRef(str(path), 0, snapshot_date, "delta")
+    table = DeltaTable(str(path))
+    if table.schema().to_json() == schema.to_json():
+        now = int(time.time() * 1000)
+        removes = [
+            RemoveAction(f, True, now, size) for f, size in _files_of_date(table, path, snapshot_date, column)
+        ]
+        table.create_write_transaction([*removes, *adds], mode="append", schema=schema)
     else:
-        write_deltalake(str(path), table, mode="overwrite")
+        # the feature build changed its columns (an upgrade): the new version holds this snapshot only, in
+        # the new schema; earlier versions keep the old rows for the models trained on them
+        log.warning(
+            "%s has other columns than the feature build now writes (%s): the new version holds snapshot %s "
+            "only, in the new schema; the earlier snapshots stay readable in earlier versions",
+            path, _schema_change(pa.schema(table.schema().to_arrow()), pa.schema(schema.to_arrow())), snapshot_date,
+        )  # fmt: skip
+        table.create_write_transaction(adds, mode="overwrite", schema=schema)
     return TableRef(str(path), DeltaTable(str(path)).version(), snapshot_date, "delta")
 
 
-def _same_columns(a: pa.Schema, b: pa.Schema) -> bool:
-    return [(f.name, str(f.type)) for f in a] == [(f.name, str(f.type)) for f in b]
+def _add_actions(path: Path, folder: Path, snapshot_date: date, column: str):
+    """One add action per Parquet file the executors wrote, from its footer: rows and the date's statistics
+    (every row must carry `snapshot_date`). Returns (actions, the files' Arrow schema, every column nullable)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (AddAction,) = _deltalake_transaction("AddAction")
+    adds, schema = [], None
+    for file in sorted(folder.glob("*.parquet")):
+        meta = pq.ParquetFile(file).metadata
+        if meta.num_rows == 0:
+            continue
+        schema = schema or meta.schema.to_arrow_schema()
+        days = _column_range(file, meta, column)
+        if days != (snapshot_date, snapshot_date):
+            raise ValueError(f"every row must have {column} = {snapshot_date}, {file.name} holds {days}")
+        stats = {
+            "numRecords": meta.num_rows,
+            "minValues": {column: snapshot_date.isoformat()},
+            "maxValues": {column: snapshot_date.isoformat()},
+            "nullCount": {column: 0},
+        }
+        info = file.stat()
+        relative = f"{folder.name}/{file.name}"
+        adds.append(AddAction(relative, info.st_size, {}, int(info.st_mtime * 1000), True, json.dumps(stats)))
+    if schema is not None:  # a scoring snapshot (no label yet) must fit the table a training one created
+        schema = pa.schema([f.with_nullable(True) for f in schema])
+    return adds, schema
 
 
-def _schema_change(old: pa.Schema, new: pa.Schema) -> str:
+def _column_range(file: Path, meta, column: str) -> tuple:
+    """(min, max) of a column of a Parquet file, from its row groups' statistics (read from the data when a
+    row group has none)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    index = meta.schema.to_arrow_schema().get_field_index(column)
+    stats = [meta.row_group(i).column(index).statistics for i in range(meta.num_row_groups)]
+    if index < 0 or not all(s is not None and s.has_min_max and s.null_count == 0 for s in stats):
+        values = pq.read_table(file, columns=[column])[column]
+        bounds = pc.min_max(values)
+        nulls = values.null_count
+        return (None, None) if nulls else (bounds["min"].as_py(), bounds["max"].as_py())
+    return min(s.min for s in stats), max(s.max for s in stats)
+
+
+def _files_of_date(table, path: Path, snapshot_date: date, column: str) -> list[tuple[str, int]]:
+    """(path, size) of the table's files whose rows are of `snapshot_date`; a file mixing it with other dates
+    (never written by this module) is an error, not a silent partial replacement."""
+    found = []
+    for file, size, low, high in _file_dates(table, path, column):
+        if low == high == snapshot_date:
+            found.append((file, size))
+        elif low is not None and low <= snapshot_date <= high:
+            raise ValueError(f"{file} mixes {column} {low}..{high}: cannot replace {snapshot_date} alone")
+    return found
+
+
+def _schema_change(old, new) -> str:
     before = {f.name: str(f.type) for f in old}
     after = {f.name: str(f.type) for f in new}
     parts = [f"-{c}" for c in before if c not in after] + [f"+{c}" for c in after if c not in before]
@@ -197,14 +267,15 @@ def _schema_change(old: pa.Schema, new: pa.Schema) -> str:
 
 
 def _deltalake(*names: str) -> list:
-    """Names from `deltalake`, imported after `pyarrow.parquet`: imported the other way round, a process that
-    read a table with `to_pyarrow_table` aborts at exit ("terminate called without an active exception",
-    exit 134), after its work is done (delta-rs 1.6 with pyarrow 25, measured here)."""
-    import pyarrow.parquet  # noqa: F401  (the order is the point)
-
     import deltalake
 
     return [getattr(deltalake, name) for name in names]
+
+
+def _deltalake_transaction(*names: str) -> list:
+    import deltalake.transaction
+
+    return [getattr(deltalake.transaction, name) for name in names]
 
 
 # --- reading: one reader for every step ---------------------------------------------------------------------
@@ -225,12 +296,45 @@ def open_version(path: str | Path, version: int | None = None):
 
 
 def latest_snapshot_date(path: str | Path, version: int | None = None) -> date:
-    import pyarrow.compute as pc
-
-    data = open_version(path, version).to_pyarrow_table(columns=[SNAPSHOT])
-    if data.num_rows == 0:
+    """The latest snapshot date of a version, from the Delta log's file statistics (metadata only)."""
+    days = [high for _, _, _, high in _file_dates(open_version(path, version), Path(path))]
+    if not days:
         raise SnapshotNotFound(f"{path} holds no rows")
-    return pc.max(data[SNAPSHOT]).as_py()
+    return max(days)
+
+
+def _file_dates(table, path: Path, column: str = SNAPSHOT) -> list[tuple[str, int, date, date]]:
+    """(file, size, min and max of `column`) of every data file of the table's loaded version, from the log's
+    statistics (from the file itself when it has none)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    found = []
+    for action in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        if action.get("num_records") == 0:
+            continue
+        low, high = action.get(f"min.{column}"), action.get(f"max.{column}")
+        if low is None or high is None:
+            file = path / action["path"]
+            low, high = _column_range(file, pq.ParquetFile(file).metadata, column)
+        found.append((action["path"], action["size_bytes"], low, high))
+    return found
+
+
+def version_files(table) -> list[str]:
+    """The local paths of the data files of a loaded Delta version."""
+    return sorted(uri.removeprefix("file://") for uri in table.file_uris())
+
+
+def arrow_dataset(table):
+    """The files of a loaded Delta version as one pyarrow dataset in the table's schema. Read through
+    pyarrow, not delta-rs' `to_pyarrow_table`: after that call a process aborts at exit ("terminate called
+    without an active exception", 134; deltalake 1.6, pyarrow 25, measured here). The table is not
+    partitioned and has no deletion vectors, so its files are its rows, as Spark reads them too."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    return ds.dataset(version_files(table), schema=pa.schema(table.schema().to_arrow()), format="parquet")
 
 
 def table_format(path: str | Path) -> str:
@@ -345,16 +449,18 @@ class FeatureTable:
             import pyarrow.parquet as pq
 
             return pq.read_table(ref.path)
-        data = open_version(ref.path, ref.version).to_pyarrow_table()
-        if ref.snapshot is not None:
-            data = data.filter(pc.equal(data[SNAPSHOT], ref.snapshot))
-        return data
+        data = arrow_dataset(open_version(ref.path, ref.version))
+        if ref.snapshot is None:
+            return data.to_table()
+        import pyarrow.dataset as ds
+
+        return data.to_table(filter=ds.field(SNAPSHOT) == pc.scalar(ref.snapshot))
 
     def files(self) -> list[str]:
         """The data files of the pinned version (Delta), or the Parquet/CSV file(s)."""
         ref = self.ref
         if ref.format == "delta":
-            return sorted(open_version(ref.path, ref.version).file_uris())
+            return version_files(open_version(ref.path, ref.version))
         where = Path(ref.path)
         if where.is_file():
             return [str(where)]

@@ -56,7 +56,7 @@ def gate_config(settings, source: Source) -> GateConfig:
     )
 
 
-def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, store) -> BatchOutcome:
+def ingest_file(spark, conn, pg, settings, source: Source, path: Path, as_of: date, store) -> BatchOutcome:
     from jobs.churn.ingest import io
     from jobs.churn.ingest.rules import (
         annotate,
@@ -105,15 +105,22 @@ def ingest_file(spark, conn, settings, source: Source, path: Path, as_of: date, 
             )  # fmt: skip
         with progress.step(f"{source.name}: write") as facts:
             status = "loaded" if gate.passed else "blocked"
-            with conn.transaction():
-                written = io.replace_batch(
-                    conn,
-                    source.table,
-                    batch,
-                    valid_rows(annotated, source, batch) if gate.passed else None,
-                    rejected_rows(annotated, source, rules, batch),
-                    counts,
-                )
+            columns = io.stage_batch(
+                conn,
+                pg,
+                source.table,
+                batch,
+                valid_rows(annotated, source) if gate.passed else None,
+                rejected_rows(annotated, source, rules),
+                counts,
+            )
+            with conn.transaction():  # the batch's rows, its quarantine and its record: all or nothing
+                written = io.publish_batch(conn, source.table, batch, columns)
+                if (written["valid"], written["rejects"]) != (
+                    counts["valid"] if gate.passed else 0,
+                    counts["rejected"],
+                ):
+                    raise io.StagingMismatch(f"{source.name}: staged {written}, counted {counts}")
                 io.finish_batch(conn, batch, status, counts, by_rule, gate, warnings)
             facts.update(written)
         annotated.unpersist()
@@ -167,7 +174,7 @@ def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
     store = open_store(settings.object_store)
     with connect(pg) as conn:
         return [
-            ingest_file(spark, conn, settings, contracts[name], path, args.as_of, store)
+            ingest_file(spark, conn, pg, settings, contracts[name], path, args.as_of, store)
             for name, path in files.items()
         ]
 

@@ -1,7 +1,8 @@
 """The ingest's I/O: a source file read by Spark as text, and the batch's rows and record in PostgreSQL.
 
-A batch's id comes from (file, as-of date, sha256), so a retry of the same file replaces its rows, never
-duplicates them; its record in `dqm.churn_batches` says running, loaded, blocked or failed, with counts,
+The executors COPY a batch's rows and quarantine rows into staging tables (jobs/common/stage.py), and one
+transaction publishes them with the batch record. A batch's id comes from (file, as-of date, sha256), so a
+retry of the same file replaces its rows, never duplicates them; its record in `dqm.churn_batches` says running, loaded, blocked or failed, with counts,
 the gate's summary and message.
 """
 
@@ -19,11 +20,15 @@ from jobs.churn.contract.sources import CORRUPT
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
+    from jobs.common.config import PostgresSettings
     from jobs.common.gate import GateResult
 
 _BATCH_NAMESPACE = uuid.UUID("8f6f0d3e-5d1c-4f7b-9a51-1c8d2e0b7a10")
-SLICE_ROWS = 250_000  # rows per driver round trip when copying into PostgreSQL
 REJECTS_TABLE = "dqm.churn_rejects"
+
+
+class StagingMismatch(RuntimeError):
+    """The staged rows do not add up to the batch's counts: nothing is published."""
 
 
 def batch_id(source: str, as_of: date, sha256: str) -> str:
@@ -47,31 +52,49 @@ def read_source(spark: SparkSession, path: Path, header: Sequence[str]) -> DataF
     return df.withColumn("source_row", F.monotonically_increasing_id())
 
 
-def copy_in_slices(conn, table: str, df: DataFrame, rows: int) -> int:
-    """COPY `df` through the driver in slices of ~SLICE_ROWS (bounded driver memory), inside the caller's
-    transaction: a file of millions of rows still loads all-or-nothing."""
-    from pyspark.sql import functions as F
+def stage_batch(
+    conn,
+    pg: PostgresSettings,
+    table: str,
+    batch: str,
+    valid: DataFrame | None,
+    rejects: DataFrame,
+    counts: dict,
+) -> dict[str, list[str]]:
+    """The batch's rows (`valid`: None for a blocked batch, which loads nothing) and its quarantine rows,
+    COPYed into their staging tables by the executors; nothing is visible until `publish_batch`. Returns
+    the columns staged per kind."""
+    from jobs.common import stage
 
-    from jobs.common.postgres import copy_arrow
+    scope = {"batch_id": batch}
+    staged = {"rejects": (rejects, stage.stage_of(REJECTS_TABLE), counts["rejected"])}
+    if valid is not None:
+        staged["valid"] = (valid, stage.stage_of(table), counts["valid"])
+    columns = {}
+    for kind, (df, stage_table, rows) in staged.items():
+        stage.clear(conn, stage_table, scope)
+        stage.copy_partitions(df, pg, stage_table, scope, rows)
+        columns[kind] = [*df.columns, "batch_id"]
+    return columns
 
-    slices = max(1, -(-rows // SLICE_ROWS))
-    written = 0
-    for i in range(slices):
-        part = df if slices == 1 else df.filter(F.col("source_row") % slices == i)
-        written += copy_arrow(conn, table, part.toArrow())
-    return written
 
+def publish_batch(conn, table: str, batch: str, columns: dict) -> dict:
+    """In the caller's transaction: the batch's earlier rows (a retry) replaced by the staged ones."""
+    from jobs.common import stage
 
-def replace_batch(
-    conn, table: str, batch: str, valid: DataFrame | None, rejects: DataFrame, counts: dict
-) -> dict:
-    """In the caller's transaction: the batch's rows in `table` and its quarantine rows replaced (a blocked
-    batch, `valid` None, keeps its rejects and loads nothing)."""
+    scope = {"batch_id": batch}
     conn.execute(f"DELETE FROM {table} WHERE batch_id = %s", (batch,))
     conn.execute(f"DELETE FROM {REJECTS_TABLE} WHERE batch_id = %s", (batch,))
-    written = {"rejects": copy_in_slices(conn, REJECTS_TABLE, rejects, counts["rejected"]), "valid": 0}
-    if valid is not None:
-        written["valid"] = copy_in_slices(conn, table, valid, counts["valid"])
+    written = {
+        "rejects": stage.publish(
+            conn, stage.stage_of(REJECTS_TABLE), REJECTS_TABLE, columns["rejects"], scope
+        )
+    }
+    written["valid"] = (
+        stage.publish(conn, stage.stage_of(table), table, columns["valid"], scope)
+        if "valid" in columns
+        else 0
+    )
     return written
 
 

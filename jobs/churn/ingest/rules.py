@@ -251,19 +251,22 @@ def summarise(annotated: DataFrame, rules: Sequence[Rule]) -> tuple[dict[str, in
     return counts, by_rule
 
 
-def valid_rows(annotated: DataFrame, source: Source, batch: str) -> DataFrame:
-    """The rows the raw table gets: neither rejected nor an exact copy of a kept row."""
+def valid_rows(annotated: DataFrame, source: Source) -> DataFrame:
+    """The rows the raw table gets (its columns but the batch id): neither rejected nor an exact copy of a
+    kept row."""
     from pyspark.sql import functions as F
 
     keep = annotated.filter(~F.col("is_rejected") & ~F.col("is_exact_duplicate"))
-    return keep.select(F.lit(batch).alias("batch_id"), "source_row", *source.columns, "row_hash")
+    return keep.select("source_row", *source.columns, "row_hash")
 
 
-def rejected_rows(annotated: DataFrame, source: Source, rules: Sequence[Rule], batch: str) -> DataFrame:
-    """The quarantine rows (`dqm.churn_rejects`): rule codes, the reason, the raw values as JSON."""
+def rejected_rows(annotated: DataFrame, source: Source, rules: Sequence[Rule]) -> DataFrame:
+    """The quarantine rows (`dqm.churn_rejects` but the batch id): rule codes, the reason, the raw values as
+    JSON."""
     from pyspark.sql import functions as F
 
     from jobs.common.rules import reasons_column
+    from jobs.common.stage import text_array
 
     raw = F.to_json(
         F.struct(
@@ -272,10 +275,9 @@ def rejected_rows(annotated: DataFrame, source: Source, rules: Sequence[Rule], b
         )
     )
     return annotated.filter("is_rejected").select(
-        F.lit(batch).alias("batch_id"),
         F.lit(source.name).alias("source"),
         "source_row",
-        F.concat(F.lit("{"), F.array_join("rule_codes", ","), F.lit("}")).alias("rule_codes"),
+        text_array("rule_codes").alias("rule_codes"),
         reasons_column(rules).alias("reason"),
         raw.alias("raw_values"),
         "row_hash",

@@ -169,14 +169,14 @@ def customer_snapshot(
     import pyarrow.dataset as ds
 
     from jobs.churn.contract.features import SNAPSHOT
-    from jobs.churn.features.io import open_version
+    from jobs.churn.features.io import arrow_dataset, open_version
     from jobs.churn.features.shares import with_shares
 
     table = open_version(path)
     names = table.schema().to_arrow().names
     wanted = [*features, *((shares.column, shares.total) if shares is not None else ())]
     columns = [ID, SNAPSHOT, *dict.fromkeys(c for c in wanted if c in names)]
-    rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=ds.field(ID) == str(customer_id))
+    rows = arrow_dataset(table).to_table(columns=columns, filter=ds.field(ID) == str(customer_id))
     if rows.num_rows == 0:
         return None
     latest = rows.filter(pc.equal(rows[SNAPSHOT], pc.max(rows[SNAPSHOT]))).slice(0, 1).to_pandas()

@@ -95,6 +95,7 @@ def log_run(
             {f"validation_{k}": v for k, v in result.validation_metrics.items() if k != "rows"}
         )
         mlflow.log_metrics({f"rows_{k}": v for k, v in result.counts.items()})
+        mlflow.log_metrics({f"evaluation_rows_{k}": v for k, v in result.evaluated.items()})
         for i, trial in enumerate(result.search.trials):
             with mlflow.start_run(run_name=f"hpo-{i:02d}-{trial.kind}", nested=True):
                 mlflow.log_params({"model_kind": trial.kind, **trial.params})

@@ -4,6 +4,8 @@ Steps (`train_model`): deterministic split by a hash of the id (`jobs.churn.cont
 `shares` gets its vocabulary from the train split only (the top keys of its map column, ties by name), and
 that resolved spec is the model's; every grid point is fitted on train and judged on validation (`search`
 never sees the test rows); the decision threshold is chosen on validation; the test split is scored once.
+Metrics, threshold and plots come from at most EVALUATION_ROWS rows of a split (a seeded sample beyond that,
+recorded with the model): the fitting is distributed, and nothing collects a whole split to the driver.
 No MLflow, no storage: `jobs.churn.training.io` records what this returns.
 """
 
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
+
+EVALUATION_ROWS = 250_000  # per split: the rows metrics, threshold and plots are computed on, at most
+SAMPLE_SEED = 20261206
 
 
 class TrainingDataError(ValueError):
@@ -98,16 +103,22 @@ class SearchResult:
     threshold: float
 
 
-def scored(model, df: DataFrame, spec: TrainSpec) -> pd.DataFrame:
-    """id, label, probability of churn, collected to the driver (validation / test sizes)."""
+def scored(model, df: DataFrame, spec: TrainSpec, rows: int) -> pd.DataFrame:
+    """id, label and probability of churn of the `rows` rows of `df`, on the driver: all of them up to
+    EVALUATION_ROWS, beyond that a seeded sample of about that many (the same rows on every call), so the
+    driver's memory does not grow with the data. The metrics say how many rows they are computed on."""
     from jobs.churn.training.pipeline import positive_probability
 
+    if rows > EVALUATION_ROWS:
+        df = df.sample(fraction=min(1.0, 1.02 * EVALUATION_ROWS / rows), seed=SAMPLE_SEED)
     predicted = model.transform(df)
-    return predicted.select(spec.id, spec.label, positive_probability(predicted).alias("p")).toPandas()
+    chosen = predicted.select(spec.id, spec.label, positive_probability(predicted).alias("p"))
+    return chosen.limit(EVALUATION_ROWS).toPandas()
 
 
-def search(train: DataFrame, validation: DataFrame, spec: TrainSpec) -> SearchResult:
-    """Fits every grid point on `train`, scores it on `validation`; never receives the test rows."""
+def search(train: DataFrame, validation: DataFrame, spec: TrainSpec, validation_rows: int) -> SearchResult:
+    """Fits every grid point on `train`, scores it on `validation` (`validation_rows` rows); never receives
+    the test rows."""
     from jobs.churn.training.evaluation import best_f1_threshold, metrics
     from jobs.churn.training.pipeline import build_pipeline
 
@@ -116,7 +127,7 @@ def search(train: DataFrame, validation: DataFrame, spec: TrainSpec) -> SearchRe
     for i, (kind, params) in enumerate(points, start=1):
         t0 = time.perf_counter()
         model = build_pipeline(spec, kind, params).fit(train)
-        val = scored(model, validation, spec)
+        val = scored(model, validation, spec, validation_rows)
         result = metrics(val[spec.label].to_numpy(), val["p"].to_numpy(), 0.5)
         trials.append(Trial(kind, params, result, time.perf_counter() - t0, model))
         log.info(
@@ -126,7 +137,7 @@ def search(train: DataFrame, validation: DataFrame, spec: TrainSpec) -> SearchRe
     # first best wins ties: candidates are listed simplest first in the spec
     best = max(trials, key=lambda t: t.validation[spec.selection_metric])
     if spec.threshold == "f1":
-        val = scored(best.model, validation, spec)
+        val = scored(best.model, validation, spec, validation_rows)
         threshold = best_f1_threshold(val[spec.label].to_numpy(), val["p"].to_numpy())
     else:
         threshold = float(spec.threshold)
@@ -143,6 +154,9 @@ class TrainResult:
     test_rows: DataFrame = field(repr=False, default=None)  # prepared test split, for the parity check
     spec: TrainSpec | None = None  # the spec the model was trained with (`shares` vocabulary resolved)
     category_counts: dict[str, dict[str, int]] | None = None  # train rows per category (the scorer's modes)
+    evaluated: dict[str, int] = field(
+        default_factory=dict
+    )  # rows the validation / test metrics are computed on
 
 
 def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
@@ -164,11 +178,16 @@ def train_model(df: DataFrame, spec: TrainSpec) -> TrainResult:
         raise TrainingDataError(f"a split is empty {counts}: too few rows for the spec's fractions")
     train = data.filter(F.col(SPLIT) == "train").drop(SPLIT).cache()
     validation = data.filter(F.col(SPLIT) == "validation").drop(SPLIT).cache()
-    result = search(train, validation, spec)
-    val = scored(result.best.model, validation, spec)
+    result = search(train, validation, spec, counts["validation"])
+    val = scored(result.best.model, validation, spec, counts["validation"])
     validation_metrics = metrics(val[spec.label].to_numpy(), val["p"].to_numpy(), result.threshold)
     test = data.filter(F.col(SPLIT) == "test").drop(SPLIT)
-    test_scores = scored(result.best.model, test, spec)  # the one and only use of the test rows
+    test_scores = scored(result.best.model, test, spec, counts["test"])  # the one use of the test rows
     test_metrics = metrics(test_scores[spec.label].to_numpy(), test_scores["p"].to_numpy(), result.threshold)
     modes = category_counts(result.best.model, train)
-    return TrainResult(result, test_metrics, validation_metrics, test_scores, counts, test, spec, modes)
+    evaluated = {"validation": len(val), "test": len(test_scores)}
+    if evaluated != {k: counts[k] for k in evaluated}:
+        log.info("metrics on a seeded sample of %s rows (splits of %s)", evaluated, counts)
+    return TrainResult(
+        result, test_metrics, validation_metrics, test_scores, counts, test, spec, modes, evaluated
+    )

@@ -69,7 +69,9 @@ def test_embedded_default_when_nothing_answers():
                 "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
             ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
-        assert tables[0] == 17  # 8 crypto + 8 churn tables of database/sql/init + dqm.init_ddl
+        # 8 crypto + 8 churn tables of database/sql/init + dqm.init_ddl, and 8 staging tables the executors
+        # COPY into (the quarantine's, the five raw tables', the churn quarantine's, the scores')
+        assert tables[0] == 25
         again, _ = resolve_server(nothing)  # reused, not started twice
         assert again.port == pg.port
     finally:

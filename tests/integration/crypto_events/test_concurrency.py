@@ -151,13 +151,13 @@ def test_a_failed_check_rolls_the_merge_back_and_records_why(db, settings, spark
 
 def test_when_the_database_ends_the_session_the_original_cause_is_reported(db, settings, spark, monkeypatch):
     simulate(db, settings, D, events_per_day=100, defect_share=0.05, history_days=0)
-    quarantine = io.replace_run_rows
+    quarantine = io.quarantine
 
     def session_killed_by_the_server(conn, *args, **kwargs):
         db.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
         return quarantine(conn, *args, **kwargs)
 
-    monkeypatch.setattr(io, "replace_run_rows", session_killed_by_the_server)
+    monkeypatch.setattr(io, "quarantine", session_killed_by_the_server)
     with pytest.raises(Exception) as raised:
         run_job(settings, D)
     assert "the connection is closed" not in str(raised.value)

@@ -4,6 +4,7 @@ the same by Spark and by Arrow; what it is, from what is on disk, before any Spa
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -33,16 +34,35 @@ def _rows(day: date, ids: list[str], value: float) -> pa.Table:
 
 
 @pytest.fixture
-def lake(tmp_path):
-    """Versions: 0 = T1 (a, b), 1 = + T2 (c), 2 = T1 replaced (a only, value 9)."""
+def lake(spark, tmp_path):
+    """Versions: 0 = T1 (a, b), 1 = + T2 (c), 2 = T1 replaced (a only, value 9); written by Spark, committed by
+    delta-rs."""
     path = tmp_path / "churn_features"
     refs = [
-        write_snapshot(_rows(T1, ["a", "b"], 1.0), path, T1),
-        write_snapshot(_rows(T2, ["c"], 2.0), path, T2),
-        write_snapshot(_rows(T1, ["a"], 9.0), path, T1),
+        write_snapshot(spark.createDataFrame(_rows(T1, ["a", "b"], 1.0)), path, T1),
+        write_snapshot(spark.createDataFrame(_rows(T2, ["c"], 2.0)), path, T2),
+        write_snapshot(spark.createDataFrame(_rows(T1, ["a"], 9.0)).repartition(3), path, T1),
     ]
     assert [r.version for r in refs] == [0, 1, 2]
     return path
+
+
+def test_each_version_is_one_commit_that_replaces_the_dates_files(lake):
+    from deltalake import DeltaTable
+
+    history = sorted(DeltaTable(str(lake)).history(), key=lambda h: h["version"])
+    assert [h["version"] for h in history] == [0, 1, 2]
+    table = FeatureTable(TableRef(str(lake), 2))
+    folders = {Path(f.removeprefix("file://")).parent.name for f in table.files()}
+    assert len(folders) == 2 and all(f.startswith("part-2026-0") for f in folders)  # T1's first files removed
+
+
+def test_rows_of_another_date_are_refused_and_leave_nothing_behind(spark, lake):
+    before = sorted(p.name for p in lake.iterdir())
+    with pytest.raises(ValueError, match="every row must have snapshot_date = 2026-08-01"):
+        write_snapshot(spark.createDataFrame(_rows(T2, ["x"], 1.0)), lake, T1)
+    assert sorted(p.name for p in lake.iterdir()) == before  # the written files went with the failed commit
+    assert FeatureTable(str(lake)).ref.version == 2
 
 
 def _ids(rows: list[dict]) -> list[tuple]:
@@ -74,7 +94,7 @@ def test_the_latest_snapshot_and_what_a_model_records(lake):
         "snapshot_date": "2026-09-01",
     }
     found = table.fingerprint()
-    assert found["files"] == 2 and len(found["sha256"]) == 64 and found["bytes"] > 0
+    assert found["files"] >= 2 and len(found["sha256"]) == 64 and found["bytes"] > 0
     assert found["schema"]["segment_counts_6m"].startswith("map<string, int64")
     assert FeatureTable(TableRef(str(lake), 2)).fingerprint()["sha256"] != found["sha256"]
 
@@ -126,8 +146,8 @@ def test_table_format_is_read_from_what_is_on_disk(tmp_path):
 
 
 def test_a_process_that_read_the_table_with_arrow_exits_cleanly(lake):
-    """delta-rs imported before pyarrow.parquet made a process abort at exit (134) after an Arrow read: the
-    promotion task and the app's look-ups read that way."""
+    """A process that read a version with delta-rs' `to_pyarrow_table` aborted at exit (134) after its work:
+    the promotion task and the app's look-ups read with Arrow. The reader goes through pyarrow now."""
     import subprocess
     import sys
 
