@@ -225,7 +225,7 @@ class ChurnSettings(_Section):
 
     source_dir: Path = Path("var/churn/source")
     max_file_mb: int = Field(4096, ge=1)  # a larger source file is refused before it is read
-    lake_dir: Path = Path("var/lake")  # Delta tables (feature snapshots), written with delta-rs
+    lake_dir: Path = Path("var/lake")  # Delta tables (feature snapshots): Spark writes, delta-rs commits
     spec: str = "churn.yaml"  # a path, or a file name under jobs/churn/contract/specs/
     # payments older than this before the as-of date, or on/after as-of + horizon, are out of range
     history_months: int = Field(12, ge=6, le=120)
