@@ -14,7 +14,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack bench-driver-memory \
+.PHONY: crypto-replay help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack bench-driver-memory \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -127,6 +127,9 @@ logs: setup ## recent logs of every service (SERVICE=name for one)
 
 dag-run: setup ## trigger crypto_events_dag for DATE (default today) via the REST API, wait, print counts
 	@$(CONTROL) dag-run $(if $(DATE),--date $(DATE))
+
+crypto-replay: setup ## a steward's corrections (CORRECTIONS=file.csv, optional) of DATE's quarantine: load, run DATE again
+	@$(PY) -m jobs.crypto_events.replay --date $(DATE) $(if $(CORRECTIONS),--corrections $(CORRECTIONS))
 
 dag-status: setup ## latest runs of every DAG with task states
 	@$(CONTROL) dag-status

@@ -150,15 +150,16 @@ def database():
         raise PostgresUnavailable(f"database {pg.db} on {pg.host}:{pg.port}: {exc}".strip()) from exc
 
 
-def query(name: str, limit: int | None = None):
-    """A saved query's rows; a database without the project's tables says to initialise it."""
+def query(name: str, limit: int | None = None, where: dict | None = None):
+    """A saved query's rows (`where`: columns equal to values); a database without the project's tables says
+    to initialise it."""
     import psycopg
 
     from jobs.common.queries import run_saved
 
     try:
         with database() as conn:
-            return run_saved(conn, name, limit)
+            return run_saved(conn, name, limit, where)
     except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
         db = settings().postgres.db
         raise PostgresUnavailable(

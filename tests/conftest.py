@@ -37,6 +37,8 @@ CRYPTO_TABLES = (
     "staging.bt_crypto_events_candidate",
     "prod.bt_crypto_events",
     "dqm.bt_crypto_events_rejects",
+    "dqm.bt_crypto_events_corrections",
+    "dqm.bt_crypto_events_lineage",
     "dqm.dq_runs",
 )
 

@@ -53,7 +53,13 @@ with left:
         f"({tags.get('feature_format', '?')})\n"
         f"- content hash: `{str(details.dataset.get('sha256', '?'))[:16]}`\n"
         f"- rows: {json.dumps(counts) if counts else '?'}\n"
-        f"- spec: `{tags.get('spec', '?')}`, training run `{tags.get('run_id', '?')}`"
+        f"- spec: `{tags.get('spec', '?')}`, training run `{tags.get('run_id', '?')}`\n"
+        f"- code: git commit `{tags.get('git_commit', '?')[:12]}`; trained by "
+        + (
+            f"DAG run `{tags['dag_id']}` / `{tags['dag_run_id']}`"
+            if tags.get("dag_run_id")
+            else "hand (no DAG run)"
+        )
     )
 with right:
     st.markdown("**Promotion**")

@@ -385,6 +385,16 @@ class StackSettings(_Section):
         return f"spark://{self.host}:{self.spark_master_port}"
 
 
+class MetricsSettings(_Section):
+    """Every job run pushes its figures to a Prometheus Pushgateway when it ends (jobs/common/metrics.py,
+    docs/operations.md); Prometheus scrapes the gateway and evaluates the alert rules."""
+
+    model_config = SettingsConfigDict(env_prefix="METRICS_")
+
+    pushgateway_url: str = ""  # http://127.0.0.1:9091 in the stacks; empty: the figures are only logged
+    push_timeout_seconds: float = Field(5.0, gt=0)
+
+
 class AppSettings(_Section):
     """The Streamlit app (`python -m app`, `make app`)."""
 
@@ -431,6 +441,10 @@ class Settings:
     @cached_property
     def app(self) -> AppSettings:
         return AppSettings()
+
+    @cached_property
+    def metrics(self) -> MetricsSettings:
+        return MetricsSettings()
 
     @cached_property
     def stack(self) -> StackSettings:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from jobs.common.config import PROJECT_ROOT
 
@@ -22,15 +23,24 @@ def saved_query(name: str) -> str:
     return path.read_text().strip().rstrip(";")
 
 
-def run_saved(conn: psycopg.Connection, name: str, limit: int | None = None) -> pd.DataFrame:
-    """Runs a saved query read-only and returns its rows (at most `limit`) as a frame."""
+def run_saved(
+    conn: psycopg.Connection, name: str, limit: int | None = None, where: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Runs a saved query read-only and returns its rows (at most `limit`) as a frame; `where` keeps the rows
+    whose columns equal the values given (bound parameters; PostgreSQL pushes them into the query)."""
     import pandas as pd
+    from psycopg import sql
 
-    query = saved_query(name)
+    query = sql.SQL(saved_query(name))  # type: ignore[arg-type]  (a file of the repository, not user input)
+    if where:
+        conditions = sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in where
+        )
+        query = sql.SQL("SELECT * FROM (\n{}\n) AS saved WHERE {}").format(query, conditions)
     if limit is not None:
-        query = f"SELECT * FROM (\n{query}\n) AS saved LIMIT {int(limit)}"
+        query = sql.SQL("SELECT * FROM (\n{}\n) AS saved LIMIT {}").format(query, sql.Literal(int(limit)))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET TRANSACTION READ ONLY")
-        cur.execute(query)
+        cur.execute(query, dict(where) if where else None)
         columns = [c.name for c in cur.description or []]
         return pd.DataFrame(cur.fetchall(), columns=columns)

@@ -22,6 +22,7 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make `jobs` importable
@@ -47,6 +48,7 @@ class Options:
     stage: str
     dag_run_id: str | None
     reproduce: str | None = None  # run id whose landing snapshot to run again
+    replay: bool = False  # started by a steward's replay of corrections (jobs.crypto_events.replay)
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -158,35 +160,54 @@ def _plan(conn, opts: Options, crypto) -> Plan:
     return Plan(d, window, bounds, table.name, table)
 
 
-def place_texts(conn, spark, plan: Plan, date_formats) -> tuple[list[str], list[str]]:
-    """The source's distinct date texts that mean a day of the window, and those that fit no window: an index
-    walk, then THE parse of the rules on Spark (few rows: one per distinct text)."""
+def place_texts(conn, spark, plan: Plan, date_formats, also: set[str]) -> dict[str, str]:
+    """Where the date texts the run needs fall: the source's distinct texts that mean a day of the window or
+    fit no window (an index walk, then THE parse of the rules on Spark: few rows, one per distinct text), and
+    every text of `also` (the corrections' dates) wherever it falls. Returns text -> placement."""
     from pyspark.sql import functions as F
 
     from jobs.crypto_events import source, transform
 
     texts = source.distinct_date_texts(conn, plan.table)
-    frame = spark.createDataFrame([(t,) for t in texts], "purchase_date string")
+    frame = spark.createDataFrame([(t,) for t in sorted(set(texts) | also)], "purchase_date string")
     placed = transform.place_dates(frame, date_formats, plan.window, plan.bounds)
-    wanted = placed.where(F.col("placement") != transform.ELSEWHERE).select("purchase_date", "placement")
-    by_placement: dict[str, list[str]] = {transform.WINDOW: [], transform.UNPLACED: []}
-    for row in wanted.collect():
-        by_placement[row["placement"]].append(row["purchase_date"])
+    wanted = placed.where(
+        (F.col("placement") != transform.ELSEWHERE) | F.col("purchase_date").isin(sorted(also))
+    )
+    placement = {
+        row["purchase_date"]: row["placement"]
+        for row in wanted.select("purchase_date", "placement").collect()
+    }
     log.info(
         "%d distinct date texts in %s: %d in the window, %d fit no window",
-        len(texts), plan.source, len(by_placement[transform.WINDOW]), len(by_placement[transform.UNPLACED]),
+        len(texts), plan.source, sum(1 for t in texts if placement.get(t) == transform.WINDOW),
+        sum(1 for t in texts if placement.get(t) == transform.UNPLACED),
     )  # fmt: skip
-    return by_placement[transform.WINDOW], by_placement[transform.UNPLACED]
+    return placement
 
 
-def land(conn, spark, run_id: str, plan: Plan, date_formats) -> Landed:
-    """The run's landing snapshot, in one REPEATABLE READ transaction: the texts placed, the rows copied."""
-    from jobs.crypto_events import source
+def land(conn, spark, run_id: str, plan: Plan, date_formats, corrections_upto: int) -> Landed:
+    """The run's landing snapshot, in one REPEATABLE READ transaction: the texts placed, the rows copied. A row
+    whose date a steward corrected is placed by its corrected date (`source.Moves`)."""
+    from jobs.crypto_events import corrections, source, transform
 
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        window_texts, unplaced_texts = place_texts(conn, spark, plan, date_formats)
-        return source.land_snapshot(conn, run_id, plan.table, window_texts, unplaced_texts)
+        moves = corrections.date_moves(conn, corrections_upto)
+        placement = place_texts(conn, spark, plan, date_formats, {m.corrected for m in moves if m.corrected})
+        texts = [t for t in placement if placement[t] in (transform.WINDOW, transform.UNPLACED)]
+        moved = source.Moves.of(moves, placement, transform.WINDOW, transform.ELSEWHERE)
+        if moved.into_window or moved.out:
+            log.info("corrected dates: %d row(s) moved into the window, %d placed elsewhere by their correction",
+                     len(moved.into_window), len(moved.out) - len(moved.into_window))  # fmt: skip
+        return source.land_snapshot(
+            conn,
+            run_id,
+            plan.table,
+            [t for t in texts if placement[t] == transform.WINDOW],
+            [t for t in texts if placement[t] == transform.UNPLACED],
+            moved,
+        )
 
 
 def run(opts: Options, settings=None) -> RunOutcome:
@@ -196,7 +217,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
     from jobs.common.objectstore import open_store
     from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
-    from jobs.crypto_events import io, runs, source, transform
+    from jobs.crypto_events import corrections, io, runs, source, transform
     from jobs.crypto_events.merge import merge_run
     from jobs.crypto_events.rules import RuleContext, crypto_rules
 
@@ -209,23 +230,19 @@ def run(opts: Options, settings=None) -> RunOutcome:
     with connect(pg) as conn, ExitStack() as held:
         plan = _plan(conn, opts, crypto)
         d, window = plan.logical_date, plan.window
+        record = partial(
+            runs.start_run, conn, run_id, opts.dag_run_id, d, window, plan.bounds, plan.source, opts.reproduce,
+            replay=opts.replay,
+        )  # fmt: skip
         try:  # the window is this run's from its record to its reconciliation
             held.enter_context(runs.window_lock(conn, d, crypto.run_lock_wait_seconds))
         except runs.WindowBusy as err:  # refused, and recorded; nothing of the running one is touched
-            runs.start_run(
-                conn,
-                run_id,
-                opts.dag_run_id,
-                d,
-                window,
-                plan.bounds,
-                plan.source,
-                opts.reproduce,
-                f"refused: {err}",
-            )
+            record(refused=f"refused: {err}")
             raise
-        runs.start_run(conn, run_id, opts.dag_run_id, d, window, plan.bounds, plan.source, opts.reproduce)
+        record()
         runs.close_abandoned(conn, d, run_id)
+        upto = corrections.latest(conn)  # the stewards' corrections this run applies: those up to here
+        runs.record_corrections_upto(conn, run_id, upto)
         log.info("run %s: logical date %s, window %s..%s, reading %s", run_id, d, *window, plan.source)
         try:
             with progress.step("spark session") as facts:
@@ -235,7 +252,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
                 if opts.reproduce:
                     landed = source.copy_landing(conn, run_id, opts.reproduce)
                 else:
-                    landed = land(conn, spark, run_id, plan, crypto.date_formats)
+                    landed = land(conn, spark, run_id, plan, crypto.date_formats, upto)
                 facts.update(window_rows=landed.window, unplaced_rows=landed.unplaced)
             ctx = RuleContext(
                 *window,
@@ -246,7 +263,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
             )
             rules = crypto_rules(ctx)
             with progress.step("read + judge snapshot") as facts:
-                raw = io.read_landing(spark, pg, run_id, landed.rows)
+                raw = io.read_landing(spark, pg, run_id, landed.rows, upto)
                 refs = io.read_reference_prices(spark, pg, *window)
                 annotated = transform.annotate(raw, rules, crypto.date_formats, refs).cache()
                 counts = transform.summarise(annotated, rules)
@@ -297,6 +314,7 @@ def run(opts: Options, settings=None) -> RunOutcome:
         finally:
             if "annotated" in locals():
                 annotated.unpersist()
+            runs.publish_figures(conn, run_id, progress.timings, settings)
 
 
 def report(outcome: RunOutcome) -> int:

@@ -12,6 +12,8 @@ from pyspark.sql import functions as F
 
 from jobs.common.config import PostgresSettings
 from jobs.common.spark import read_jdbc_slices, row_slices
+from jobs.crypto_events import corrections
+from jobs.crypto_events.transform import RAW_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +26,26 @@ def _jdbc(pg: PostgresSettings, **extra: str) -> dict[str, str]:
     return {**pg.jdbc_properties(), "fetchsize": "20000", "batchsize": "10000", **extra}
 
 
-def read_landing(spark: SparkSession, pg: PostgresSettings, run_id: str, n_rows: int) -> DataFrame:
-    """The run's landing snapshot, read in parallel ranges of `landing_row` (1..n_rows)."""
-    columns = "landing_row, scope, site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, row_hash"
-    query = f"(SELECT {columns} FROM raw.bt_crypto_landing WHERE run_id = '{uuid.UUID(run_id)}') AS landing"
+def read_landing(
+    spark: SparkSession, pg: PostgresSettings, run_id: str, n_rows: int, corrections_upto: int
+) -> DataFrame:
+    """The run's landing snapshot, read in parallel ranges of `landing_row` (1..n_rows), with the stewards'
+    corrections in place of upstream's values: the latest correction of each row's content (`row_hash`) up to
+    `corrections_upto` (fixed before the read, so every slice applies the same ones), named by `correction_id`
+    (NULL: upstream's values)."""
+    values = ", ".join(
+        f"CASE WHEN k.correction_id IS NULL THEN l.{c} ELSE k.{c} END AS {c}" for c in RAW_COLUMNS
+    )
+    latest = (
+        f"SELECT DISTINCT ON (row_hash) row_hash, correction_id, {', '.join(RAW_COLUMNS)} "
+        f"FROM {corrections.TABLE} WHERE correction_id <= {int(corrections_upto)} "
+        "ORDER BY row_hash, correction_id DESC"
+    )
+    query = (
+        f"(SELECT l.landing_row, l.scope, {values}, l.row_hash, k.correction_id "
+        f"FROM raw.bt_crypto_landing l LEFT JOIN ({latest}) k ON k.row_hash = l.row_hash "
+        f"WHERE l.run_id = '{uuid.UUID(run_id)}') AS landing"
+    )
     slices = row_slices("landing_row", n_rows, ROWS_PER_READ_PARTITION)
     return read_jdbc_slices(spark, pg.jdbc_url(), query, _jdbc(pg), slices)
 

@@ -2,7 +2,9 @@
 
 Insert new keys; update keys whose values changed (IS DISTINCT FROM, so unchanged rows keep
 `updated_at`); reactivate keys that reappear; deactivate window keys that no longer exist upstream;
-hold (leave untouched, count) keys whose source rows were all rejected. The run record is updated in the
+hold (leave untouched, count) keys whose source rows were all rejected. Each change is traced in
+dqm.bt_crypto_events_lineage (the run, the action, the landing row and correction it came from) by the statement
+that makes it; the stewards' corrections the run applied get its judgment. The run record is updated in the
 same transaction, and EVERY reconciliation check runs before COMMIT: a check that fails rolls the merge
 back (the caller records the run `failed` with the reason); a kill at any moment leaves prod either as
 before or as after.
@@ -23,6 +25,7 @@ from datetime import date
 
 from psycopg.pq import TransactionStatus
 
+from jobs.crypto_events.corrections import judge_corrections
 from jobs.crypto_events.runs import ReconciliationError, fetch_run, latest_run, reconcile
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,8 @@ _KEY = ("site_id", "user_id", "purchase_date", "crypto_type")
 
 _UPSERT = """
 WITH cand AS (
-    SELECT site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value
+    SELECT site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value,
+           landing_row, row_hash, correction_id
     FROM staging.bt_crypto_events_candidate
     WHERE logical_date = %(d)s AND run_id = %(run)s
 ), classified AS (
@@ -43,14 +47,17 @@ WITH cand AS (
                IS DISTINCT FROM (c.purchase_price, c.purchase_units, c.purchase_value) AS changed
     FROM cand c
     LEFT JOIN prod.bt_crypto_events p USING (site_id, user_id, purchase_date, crypto_type)
+), written AS (  -- each change is traced in the lineage, in the same statement
+    SELECT *, CASE WHEN is_new THEN 'inserted' WHEN NOT was_active THEN 'reactivated' ELSE 'updated' END AS action
+    FROM classified
+    WHERE is_new OR changed OR NOT was_active
 ), upserted AS (
     INSERT INTO prod.bt_crypto_events AS p
         (site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value,
          is_active, created_at, updated_at, deactivated_at, last_run_id)
     SELECT site_id, user_id, purchase_date, crypto_type, purchase_price, purchase_units, purchase_value,
            TRUE, now(), now(), NULL, %(run)s
-    FROM classified
-    WHERE is_new OR changed OR NOT was_active
+    FROM written
     ON CONFLICT (site_id, user_id, purchase_date, crypto_type) DO UPDATE SET
         purchase_price = EXCLUDED.purchase_price,
         purchase_units = EXCLUDED.purchase_units,
@@ -60,14 +67,22 @@ WITH cand AS (
         updated_at = EXCLUDED.updated_at,
         last_run_id = EXCLUDED.last_run_id
     RETURNING 1
+), traced AS (
+    INSERT INTO dqm.bt_crypto_events_lineage
+        (site_id, user_id, purchase_date, crypto_type, run_id, action, landing_row, row_hash, correction_id)
+    SELECT site_id, user_id, purchase_date, crypto_type, %(run)s, action, landing_row, row_hash, correction_id
+    FROM written
+    RETURNING 1
 )
 SELECT count(*) FILTER (WHERE is_new),
        count(*) FILTER (WHERE NOT is_new AND was_active AND changed),
        count(*) FILTER (WHERE NOT is_new AND NOT was_active),
        count(*) FILTER (WHERE NOT is_new AND was_active AND NOT changed),
-       (SELECT count(*) FROM upserted)
+       (SELECT count(*) FROM upserted),
+       (SELECT count(*) FROM traced)
 FROM classified
 """
+
 
 # Key sets as hash-friendly set operations: the plan stays linear even when the planner has no
 # statistics for freshly loaded staging rows (a correlated NOT EXISTS degraded to O(n^2) there).
@@ -85,14 +100,19 @@ _HELD = f"""SELECT count(*), count(*) FILTER (WHERE p.is_active) FROM prod.bt_cr
     USING (site_id, user_id, purchase_date, crypto_type)
     WHERE {_IN_WINDOW}"""
 
-_DEACTIVATE = f"""UPDATE prod.bt_crypto_events p
+_DEACTIVATE = f"""WITH deactivated AS (
+    UPDATE prod.bt_crypto_events p
     SET is_active = FALSE, deactivated_at = now(), updated_at = now(), last_run_id = %(run)s
     FROM (SELECT site_id, user_id, purchase_date, crypto_type FROM prod.bt_crypto_events p
           WHERE {_IN_WINDOW} AND p.is_active
           EXCEPT {_CANDIDATE_KEYS}
           EXCEPT {_REJECTED_KEYS}) AS gone
     WHERE p.site_id = gone.site_id AND p.user_id = gone.user_id AND p.purchase_date = gone.purchase_date
-      AND p.crypto_type = gone.crypto_type"""
+      AND p.crypto_type = gone.crypto_type
+    RETURNING p.site_id, p.user_id, p.purchase_date, p.crypto_type
+)
+INSERT INTO dqm.bt_crypto_events_lineage (site_id, user_id, purchase_date, crypto_type, run_id, action)
+SELECT site_id, user_id, purchase_date, crypto_type, %(run)s, 'deactivated' FROM deactivated"""
 
 _ACTIVE_IN_WINDOW = f"SELECT count(*) FROM prod.bt_crypto_events p WHERE {_IN_WINDOW} AND p.is_active"
 
@@ -139,13 +159,17 @@ def merge_run(conn, run_id: str) -> MergeCounts:
                 "re-run the validation (staging is unlogged and may have been emptied)"
             )
         held, held_active = conn.execute(_HELD, p).fetchone()
-        inserted, updated, reactivated, unchanged, written = conn.execute(_UPSERT, p).fetchone()
+        inserted, updated, reactivated, unchanged, written, traced = conn.execute(_UPSERT, p).fetchone()
         deactivated = conn.execute(_DEACTIVATE, p).rowcount
         (active,) = conn.execute(_ACTIVE_IN_WINDOW, p).fetchone()
-        if written != inserted + updated + reactivated or active != run["rows_valid"] + held_active:
+        if (
+            not written == traced == inserted + updated + reactivated
+            or active != run["rows_valid"] + held_active
+        ):
             raise ReconciliationError(
                 f"merge of run {run_id} does not reconcile: {active} active keys in the window, expected "
-                f"{run['rows_valid']} valid + {held_active} held; {written} rows written"
+                f"{run['rows_valid']} valid + {held_active} held; {written} rows written and {traced} traced, "
+                f"expected {inserted} inserted + {updated} updated + {reactivated} reactivated"
             )
         counts = MergeCounts(inserted, updated, deactivated, reactivated, held, unchanged)
         conn.execute(
@@ -156,6 +180,8 @@ def merge_run(conn, run_id: str) -> MergeCounts:
                WHERE run_id = %(run_id)s""",
             {**asdict(counts), "run_id": run_id},
         )
+        if run["rows_corrected"]:  # how this run judged the stewards' corrections it applied
+            judge_corrections(conn, run_id, run["logical_date"], run["corrections_upto"])
         reconcile(conn, run_id)  # inside the transaction: a failed check rolls the merge back
     return counts
 
@@ -177,8 +203,9 @@ def merge_date(args: argparse.Namespace, settings) -> MergeCounts:
     """Under the window's lock: the named run, else the latest validated run of the date, else its latest
     run (whose status then says why it cannot be merged). A failure other than a refusal is rolled back and
     recorded on the run before it is raised."""
+    from jobs.common.logs import Progress
     from jobs.common.postgres import connect, open_business_database
-    from jobs.crypto_events.runs import record_failure, window_lock
+    from jobs.crypto_events.runs import publish_figures, record_failure, window_lock
 
     pg, _ = open_business_database(settings.postgres)
     with connect(pg) as conn, window_lock(conn, args.date, settings.crypto.run_lock_wait_seconds):
@@ -187,13 +214,18 @@ def merge_date(args: argparse.Namespace, settings) -> MergeCounts:
             raise NoRunToMerge(
                 f"no run for {args.date} in dqm.dq_runs: run `python -m jobs.crypto_events --date {args.date}` first"
             )
+        progress = Progress(log)
         try:
-            counts = merge_run(conn, run_id)
+            with progress.step("merge + reconcile (one transaction)") as facts:
+                counts = merge_run(conn, run_id)
+                facts.update(asdict(counts))
         except (MergeRefused, LookupError):
             raise
         except Exception as err:  # reconciliation, database: rolled back, recorded, then reported
             record_failure(conn, run_id, err)
+            publish_figures(conn, run_id, progress.timings, settings)
             raise
+        publish_figures(conn, run_id, progress.timings, settings)
     log.info("merged run %s: %s", run_id, asdict(counts))
     return counts
 

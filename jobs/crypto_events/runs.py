@@ -113,24 +113,31 @@ def start_run(
     source: str,
     reproduces: str | None = None,
     refused: str | None = None,
+    replay: bool = False,
 ) -> None:
-    """The run's record, `running`; or, with `refused` (why), `failed` at once: a run that never started."""
+    """The run's record, `running`; or, with `refused` (why), `failed` at once: a run that never started.
+    `replay`: started by a steward's replay of corrections (jobs.crypto_events.replay), not by the schedule."""
     conn.execute(
         "INSERT INTO dqm.dq_runs (run_id, pipeline, dag_run_id, logical_date, window_start, window_end, "
-        "earliest_date, latest_date, source, reproduces_run_id, status, message, finished_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+        "earliest_date, latest_date, source, reproduces_run_id, status, message, finished_at, is_replay) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END, %s)",
         (
             run_id, PIPELINE, dag_run_id, logical_date, *window, *bounds, source, reproduces,
-            "failed" if refused else "running", refused and refused[:2000], bool(refused),
+            "failed" if refused else "running", refused and refused[:2000], bool(refused), replay,
         ),
     )  # fmt: skip
+
+
+def record_corrections_upto(conn, run_id: str, upto: int) -> None:
+    """The stewards' corrections the run applies: those up to this id (what reproduces its reading)."""
+    conn.execute("UPDATE dqm.dq_runs SET corrections_upto = %s WHERE run_id = %s", (upto, run_id))
 
 
 def record_validation(conn, run_id: str, counts: dict, gate, status: str) -> None:
     conn.execute(
         """UPDATE dqm.dq_runs SET status = %(status)s, rows_read = %(rows_read)s, rows_valid = %(rows_valid)s,
                rows_rejected = %(rows_rejected)s, duplicates_collapsed = %(duplicates_collapsed)s,
-               rows_unplaced = %(rows_unplaced)s,
+               rows_unplaced = %(rows_unplaced)s, rows_corrected = %(rows_corrected)s,
                rejects_by_rule = %(by_rule)s, gate_passed = %(passed)s, gate_summary = %(summary)s,
                gx_results_uri = %(results)s, gx_docs_uri = %(docs)s, message = %(message)s,
                finished_at = CASE WHEN %(status)s = 'blocked' THEN now() END
@@ -223,3 +230,64 @@ def reconcile(conn, run_id: str) -> dict:
     if problems:
         raise ReconciliationError(f"run {run_id} ({d}) does not reconcile: " + "; ".join(problems))
     return run
+
+
+_ROW_KINDS = {"rows_read": "read", "rows_valid": "valid", "rows_rejected": "rejected",
+              "duplicates_collapsed": "collapsed", "rows_unplaced": "unplaced", "rows_corrected": "corrected"}  # fmt: skip
+_MERGE_ACTIONS = {"rows_inserted": "inserted", "rows_updated": "updated", "rows_deactivated": "deactivated",
+                  "rows_reactivated": "reactivated", "keys_held": "held", "rows_unchanged": "unchanged"}  # fmt: skip
+STATUSES = ("running", "validated", "merged", "blocked", "failed")
+
+
+def run_figures(run: dict, timings: dict[str, float] | None = None):
+    """The figures Prometheus gets of a run (jobs/common/metrics.py), from its record in dqm.dq_runs (the one
+    account of the run) and the seconds of each step the process timed."""
+    from jobs.common.metrics import Figures, epoch_of
+
+    figures = Figures(PIPELINE)
+    for status in STATUSES:
+        figures.add(
+            "kpi_crypto_run_status", run["status"] == status, "1 for the latest run's status", status=status
+        )
+    figures.add(
+        "kpi_crypto_run_logical_date_seconds",
+        epoch_of(run["logical_date"]),
+        "logical date of the latest run (unix time)",
+    )
+    for column, kind in _ROW_KINDS.items():
+        figures.add("kpi_crypto_rows", run.get(column), "rows of the latest run, by kind", kind=kind)
+    if run.get("rows_read"):
+        figures.add(
+            "kpi_crypto_reject_share",
+            run["rows_rejected"] / run["rows_read"],
+            "rejected / read of the latest run",
+        )
+    for rule, rows in (run.get("rejects_by_rule") or {}).items():
+        figures.add("kpi_crypto_rejects_by_rule", rows, "rejected rows of the latest run, by rule", rule=rule)
+    if run.get("gate_passed") is not None:
+        figures.add("kpi_crypto_gate_passed", run["gate_passed"], "1 when the GX gate passed the latest run")
+    for column, action in _MERGE_ACTIONS.items():
+        figures.add(
+            "kpi_crypto_merge_rows",
+            run.get(column),
+            "prod rows the latest merge changed, by action",
+            action=action,
+        )
+    if run.get("started_at") and run.get("finished_at"):
+        seconds = (run["finished_at"] - run["started_at"]).total_seconds()
+        figures.add("kpi_job_duration_seconds", seconds, "start to end of the latest run")
+    for step, seconds in (timings or {}).items():
+        figures.add("kpi_job_step_seconds", seconds, "seconds of each step of the latest run", step=step)
+    return figures
+
+
+def publish_figures(conn, run_id: str, timings: dict[str, float], settings) -> None:
+    """The run's figures to Prometheus's Pushgateway, from its record (whatever its ending)."""
+    from jobs.common.metrics import push
+
+    try:
+        run = fetch_run(conn, run_id)
+    except Exception as err:  # the database is what failed: the next run's record says so
+        log.warning("figures of run %s not published: its record cannot be read (%s)", run_id, err)
+        return
+    push(run_figures(run, timings), settings.metrics, succeeded=run["status"] == "merged")

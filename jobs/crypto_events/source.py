@@ -114,6 +114,35 @@ _ROW_HASH = sql.SQL(
     "encode(sha256(convert_to(json_build_array(site_id, user_id, purchase_date, crypto_type, purchase_price, "
     "purchase_units)::text, 'UTF8')), 'hex')"
 )
+
+
+@dataclass(frozen=True)
+class Moves:
+    """The rows a steward's correction gave another date (jobs/crypto_events/corrections.py), for one run:
+    those whose corrected date is a day of its window are landed (found by upstream's date text), and every
+    row whose corrected date is a plausible day (of this window or another) is no longer landed by upstream's
+    text. A correction that leaves the date undatable moves nothing."""
+
+    into_window: tuple[str, ...] = ()  # row hashes
+    out: tuple[str, ...] = ()  # row hashes (into_window among them)
+    originals: tuple[str, ...] = ()  # upstream's date texts of the rows moved in
+    original_missing: bool = False  # one of them has no date upstream
+
+    @classmethod
+    def of(cls, moves, placement: dict[str, str], window: str, elsewhere: str) -> Moves:
+        """From the corrections' date moves and where their corrected texts fall."""
+        into = [m for m in moves if m.corrected is not None and placement.get(m.corrected) == window]
+        out = [
+            m for m in moves if m.corrected is not None and placement.get(m.corrected) in (window, elsewhere)
+        ]
+        return cls(
+            tuple(m.row_hash for m in into),
+            tuple(m.row_hash for m in out),
+            tuple(sorted({m.original for m in into if m.original is not None})),
+            any(m.original is None for m in into),
+        )
+
+
 _INSERT = """
 INSERT INTO raw.bt_crypto_landing (run_id, landing_row, scope, site_id, user_id, purchase_date, crypto_type,
     purchase_price, purchase_units, row_hash, source_inserted_at, source_updated_at)
@@ -122,8 +151,12 @@ WITH picked AS (
   UNION ALL
     SELECT {values}, 'unplaced' FROM {table}
     WHERE purchase_date IS NULL OR purchase_date::text = ANY(%(unplaced)s)
+  UNION ALL  -- rows a correction moves into the window, found by upstream's date text
+    SELECT {values}, 'moved' FROM {table}
+    WHERE purchase_date::text = ANY(%(moved_from)s) OR (%(moved_from_missing)s AND purchase_date IS NULL)
 ), hashed AS (
-    SELECT picked.*, {row_hash} AS row_hash FROM picked
+    SELECT h.* FROM (SELECT picked.*, {row_hash} AS row_hash FROM picked) h
+    WHERE CASE WHEN h.scope = 'moved' THEN h.row_hash = ANY(%(moved_in)s) ELSE h.row_hash <> ALL(%(moved_out)s) END
 ), quarantined AS (  -- unplaced rows already quarantined by a merged run, per row hash (copies count)
     SELECT r.row_hash, count(*) AS copies FROM dqm.bt_crypto_events_rejects r
     JOIN dqm.dq_runs d ON d.run_id = r.run_id AND d.status = 'merged'
@@ -131,7 +164,7 @@ WITH picked AS (
 ), fresh AS (
     SELECT h.*, row_number() OVER (PARTITION BY h.scope, h.row_hash) AS copy FROM hashed h
 )
-SELECT %(run)s, row_number() OVER (), f.scope, f.site_id, f.user_id, f.purchase_date, f.crypto_type,
+SELECT %(run)s, row_number() OVER (), CASE f.scope WHEN 'moved' THEN 'window' ELSE f.scope END, f.site_id, f.user_id, f.purchase_date, f.crypto_type,
        f.purchase_price, f.purchase_units, f.row_hash, f.source_inserted_at, f.source_updated_at
 FROM fresh f LEFT JOIN quarantined q ON f.scope = 'unplaced' AND q.row_hash = f.row_hash
 WHERE f.scope = 'window' OR f.copy > coalesce(q.copies, 0)
@@ -139,7 +172,12 @@ WHERE f.scope = 'window' OR f.copy > coalesce(q.copies, 0)
 
 
 def land_snapshot(
-    conn, run_id: str, source: SourceTable, window_texts: list[str], unplaced_texts: list[str]
+    conn,
+    run_id: str,
+    source: SourceTable,
+    window_texts: list[str],
+    unplaced_texts: list[str],
+    moves: Moves = Moves(),  # frozen: an empty default is safe
 ) -> Landed:
     """Copies the run's rows into the landing table (inside the caller's transaction, when there is one)."""
     values = [sql.SQL("{c}::text AS {c}").format(c=sql.Identifier(c)) for c in SOURCE_COLUMNS]
@@ -153,7 +191,18 @@ def land_snapshot(
     statement = sql.SQL(_INSERT).format(
         values=sql.SQL(", ").join(values), table=source.identifier, row_hash=_ROW_HASH
     )
-    conn.execute(statement, {"run": run_id, "window": window_texts, "unplaced": unplaced_texts})
+    conn.execute(
+        statement,
+        {
+            "run": run_id,
+            "window": window_texts,
+            "unplaced": unplaced_texts,
+            "moved_from": list(moves.originals),
+            "moved_from_missing": moves.original_missing,
+            "moved_in": list(moves.into_window),
+            "moved_out": list(moves.out),
+        },
+    )
     return landed_counts(conn, run_id)
 
 

@@ -170,9 +170,14 @@ def annotate(
     date_formats: Sequence[str],
     reference_prices: DataFrame,
 ) -> DataFrame:
-    """One pass over the landed rows: every row with its typed values, rule codes, reason and flags."""
+    """One pass over the landed rows: every row with its typed values, rule codes, reason and flags.
+
+    `correction_id` (when the rows were read with the stewards' corrections, `io.read_landing`) names the
+    correction whose values replaced upstream's; it is judged like any other row."""
     row_rules = [r for r in rules if r.scope == "row"]
     key_rules = [r for r in rules if r.scope == "key"]
+    if "correction_id" not in raw.columns:  # no steward's correction read with the rows
+        raw = raw.withColumn("correction_id", F.lit(None).cast("bigint"))
     parsed = parse_rows(normalise(raw), date_formats, reference_prices)
     judged = flag_duplicates(parsed.withColumn("row_codes", codes_column(row_rules)))
     judged = judged.withColumn("rule_codes", F.concat(F.col("row_codes"), codes_column(key_rules)))
@@ -204,6 +209,7 @@ def valid_rows(annotated: DataFrame) -> DataFrame:
         F.col("t_purchase_value").alias("purchase_value"),
         "landing_row",
         "row_hash",
+        "correction_id",
     )
 
 
@@ -220,6 +226,7 @@ def rejected_rows(annotated: DataFrame) -> DataFrame:
         F.col("t_user_id").alias("key_user_id"),
         F.col("p_purchase_date").alias("key_purchase_date"),
         F.col("n_crypto_type").alias("key_crypto_type"),
+        "correction_id",
     )
 
 
@@ -232,11 +239,19 @@ def summarise(annotated: DataFrame, rules: Sequence[Rule]) -> dict[str, object]:
         as_int(F.col("is_rejected")).alias("rows_rejected"),
         as_int(F.col("is_duplicate_copy")).alias("duplicates_collapsed"),
         as_int(F.col("scope") == UNPLACED).alias("rows_unplaced"),
+        as_int(F.col("correction_id").isNotNull()).alias("rows_corrected"),
         *[as_int(F.col(rule.flag_column)).alias(rule.code) for rule in rules],
     ).first()
     counts = {
         k: int(row[k] or 0)
-        for k in ("rows_read", "rows_valid", "rows_rejected", "duplicates_collapsed", "rows_unplaced")
+        for k in (
+            "rows_read",
+            "rows_valid",
+            "rows_rejected",
+            "duplicates_collapsed",
+            "rows_unplaced",
+            "rows_corrected",
+        )
     }
     by_rule = {rule.code: int(row[rule.code] or 0) for rule in rules}
     return {**counts, "rejects_by_rule": {code: n for code, n in by_rule.items() if n}}

@@ -174,6 +174,7 @@ def test_model_page_shows_version_metrics_training_data_and_plots(served):
     assert {"test roc_auc", "test pr_auc", "test brier"} <= set(labels)
     training = texts(at.markdown)
     assert "snapshot date: `2026-03-01`" in training and "decision: **promoted**" in training
+    assert "git commit `" in training and "trained by hand (no DAG run)" in training
     images = at.image
     assert len(images) >= 5  # ROC, PR, calibration, confusion, SHAP summary
 
@@ -195,6 +196,26 @@ def test_data_quality_page_shows_the_runs_and_rejects_by_rule(served):
     assert crypto.status == "merged" and metrics["Rejected"] == f"{crypto.counts['rows_rejected']:,}"
     runs = at.dataframe[0].value
     assert len(runs) == 1 and bool(runs["reconciled"].iloc[0])
+
+
+def test_lineage_page_follows_a_row_to_its_run_and_a_model_to_its_data_and_code(served):
+    import re
+
+    crypto = served["crypto"]
+    at = page("pages/6_Lineage.py", **served["env"])
+    history = at.dataframe[0].value  # the most recently changed row, its every change
+    assert list(history["action"]) == ["inserted"] and str(history["run_id"].iloc[0]) == crypto.run_id
+    assert history["landed_purchase_price"].iloc[0] is not None and bool(history["is_current_state"].iloc[0])
+    assert "No correction yet" in texts(at.info)
+    versions = at.dataframe[1].value
+    trained = versions[versions["version"] == served["version"]].iloc[0]
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", trained["git_commit"])  # the code that trained it
+    assert re.fullmatch(r"[0-9a-f]{64}", trained["data_sha256"]) and trained["snapshot_date"] == "2026-03-01"
+    # a key typed in that no run changed: said, not an error
+    at.text_input[0].set_value("ZZZ")
+    with environment(**served["env"]):
+        at.run()
+    assert "No run has changed this key" in texts(at.warning)
 
 
 # --- error paths ---------------------------------------------------------------------------------------

@@ -21,17 +21,37 @@ def conn(served, pg):
         yield connection
 
 
+# empty on a database that the workflows loaded, by design; where their rows are tested instead
+EMPTY_UNTIL_USED = {
+    "crypto_corrections": "tests/integration/crypto_events/test_replay.py (a steward's corrections)"
+}
+
+
 def test_the_saved_queries_are_the_ones_users_need():
     assert {
         "crypto_run_history", "crypto_rejects_by_rule_and_day", "crypto_reconciliation",
         "crypto_prod_vs_source_window", "crypto_undatable_rows", "churn_top_risk", "churn_ingest_batches",
+        "crypto_row_lineage", "crypto_corrections",
     } <= set(QUERIES)  # fmt: skip
+    assert set(EMPTY_UNTIL_USED) <= set(QUERIES)
 
 
 @pytest.mark.parametrize("name", QUERIES)
 def test_every_saved_query_returns_rows(conn, name):
     rows = run_saved(conn, name)
-    assert len(rows) > 0, f"{name} returned no rows on a loaded database"
+    if name in EMPTY_UNTIL_USED:
+        assert len(rows) == 0 and len(rows.columns) > 5  # it runs; its rows are tested where they exist
+    else:
+        assert len(rows) > 0, f"{name} returned no rows on a loaded database"
+
+
+def test_a_saved_query_filtered_by_columns_keeps_only_their_rows(conn):
+    every = run_saved(conn, "crypto_row_lineage")
+    first = every.iloc[0]
+    key = {c: first[c] for c in ("site_id", "user_id", "purchase_date", "crypto_type")}
+    one = run_saved(conn, "crypto_row_lineage", where=key)
+    assert len(one) == 1 and (one[list(key)].iloc[0] == first[list(key)]).all()
+    assert len(run_saved(conn, "crypto_row_lineage", where={"site_id": "no'; DROP TABLE x; --"})) == 0
 
 
 def test_reconciliation_holds_for_the_run(conn):

@@ -222,3 +222,65 @@ ALTER TABLE staging.bt_crypto_events_candidate ADD COLUMN IF NOT EXISTS part INT
 CREATE UNLOGGED TABLE IF NOT EXISTS staging.bt_crypto_events_rejects (LIKE dqm.bt_crypto_events_rejects INCLUDING DEFAULTS);
 ALTER TABLE staging.bt_crypto_events_rejects ADD COLUMN IF NOT EXISTS part INTEGER NOT NULL;
 CREATE INDEX IF NOT EXISTS bt_crypto_events_rejects_stage_idx ON staging.bt_crypto_events_rejects (run_id, part);
+
+-- Stewards' corrections of quarantined rows (jobs/crypto_events/corrections.py, replay.py; docs/crypto_events.md),
+-- with who and why. Append-only (the audit trail): a row's content is named by its row_hash, and the latest
+-- correction of a hash is what every later run reads in place of upstream's values (the landing keeps what upstream
+-- wrote), placed by its corrected date and judged by the same rules. The run that last judged it records how.
+CREATE TABLE IF NOT EXISTS dqm.bt_crypto_events_corrections (
+    correction_id   BIGSERIAL   PRIMARY KEY,
+    row_hash        TEXT        NOT NULL,  -- the upstream row it corrects (raw.bt_crypto_landing.row_hash)
+    logical_date    DATE        NOT NULL,  -- the quarantine row it was made from
+    run_id          UUID        NOT NULL,
+    landing_row     INTEGER     NOT NULL,
+    original_purchase_date TEXT,           -- upstream's date text of that row: where runs find it
+    site_id         TEXT,                  -- the six values as the steward corrected them (text, as upstream's)
+    user_id         TEXT,
+    purchase_date   TEXT,
+    crypto_type     TEXT,
+    purchase_price  TEXT,
+    purchase_units  TEXT,
+    corrected_by    TEXT        NOT NULL CHECK (btrim(corrected_by) <> ''),
+    why             TEXT        NOT NULL CHECK (btrim(why) <> ''),
+    corrected_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    judged_by_run_id UUID,                 -- the last merged run that applied it, and how it judged it
+    outcome         TEXT CHECK (outcome IN
+                        ('inserted', 'updated', 'reactivated', 'unchanged', 'collapsed', 'rejected', 'absent')),
+    outcome_reason  TEXT,                  -- the rules it still breaks (rejected), or why it was not found (absent)
+    judged_at       TIMESTAMPTZ
+);
+CREATE INDEX IF NOT EXISTS bt_crypto_events_corrections_hash_idx
+    ON dqm.bt_crypto_events_corrections (row_hash, correction_id);
+CREATE INDEX IF NOT EXISTS bt_crypto_events_corrections_date_idx ON dqm.bt_crypto_events_corrections (logical_date);
+
+-- Which correction's values a quarantined or staged row carries (NULL: upstream's own).
+ALTER TABLE dqm.bt_crypto_events_rejects ADD COLUMN IF NOT EXISTS correction_id BIGINT;
+ALTER TABLE staging.bt_crypto_events_rejects ADD COLUMN IF NOT EXISTS correction_id BIGINT;
+ALTER TABLE staging.bt_crypto_events_candidate ADD COLUMN IF NOT EXISTS correction_id BIGINT;
+
+-- Lineage: every change a merge made to a prod row, for every run (prod.last_run_id names only the latest): the
+-- run, what it did, and the landing row of that run the values came from (row_hash names the upstream content
+-- even after the landing is pruned), with the correction applied, if any. Written in the merge's transaction.
+CREATE TABLE IF NOT EXISTS dqm.bt_crypto_events_lineage (
+    site_id         TEXT        NOT NULL,
+    user_id         BIGINT      NOT NULL,
+    purchase_date   DATE        NOT NULL,
+    crypto_type     TEXT        NOT NULL,
+    run_id          UUID        NOT NULL,
+    action          TEXT        NOT NULL CHECK (action IN ('inserted', 'updated', 'reactivated', 'deactivated')),
+    landing_row     INTEGER,               -- NULL when deactivated: no source row is left
+    row_hash        TEXT,
+    correction_id   BIGINT,
+    changed_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, user_id, purchase_date, crypto_type, run_id),
+    CHECK ((action = 'deactivated') = (landing_row IS NULL))
+);
+CREATE INDEX IF NOT EXISTS bt_crypto_events_lineage_run_idx ON dqm.bt_crypto_events_lineage (run_id);
+
+-- Runs: the corrections a run applied (those with an id up to corrections_upto: what reproduces its reading),
+-- how many read rows carried one, and whether a steward's replay started it.
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS corrections_upto BIGINT;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS rows_corrected BIGINT;
+ALTER TABLE dqm.dq_runs ADD COLUMN IF NOT EXISTS is_replay BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE dqm.dq_runs DROP CONSTRAINT IF EXISTS dq_runs_corrected_within_read;
+ALTER TABLE dqm.dq_runs ADD CONSTRAINT dq_runs_corrected_within_read CHECK (rows_corrected <= rows_read);

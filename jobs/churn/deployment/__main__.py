@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
     from jobs.churn.features.io import FeatureTable, TableRef, UnreadableTable, lake_table
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
+    from jobs.common.metrics import Figures, push, step_figures
     from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
 
@@ -93,6 +94,16 @@ def run(args: argparse.Namespace, settings=None) -> dict:
     with progress.step("publish prod.churn_scores (one transaction)") as facts, connect(pg) as conn:
         summary = publish_scores(conn, staged, snapshot, name, ref.version)
         facts["rows"] = summary["customers"]
+    figures = Figures("churn_scoring")
+    figures.add(
+        "kpi_churn_scored_customers", summary["customers"], "customers the latest batch scoring scored"
+    )
+    for band, customers in summary["bands"].items():
+        figures.add(
+            "kpi_churn_scored_by_band", customers, "customers of the latest scoring, by risk band", band=band
+        )
+    figures.add("kpi_churn_scoring_model_version", ref.version, "model version of the latest batch scoring")
+    push(step_figures(figures, progress.timings, progress.elapsed), settings.metrics, succeeded=True)
     return {
         "model": f"{name} v{ref.version}",
         "alias": args.alias if args.version is None else None,

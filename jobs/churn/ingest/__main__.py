@@ -158,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
     from jobs.common.config import load_settings
+    from jobs.common.metrics import push
     from jobs.common.objectstore import open_store
     from jobs.common.postgres import connect, open_business_database
     from jobs.common.spark import build_session
@@ -173,10 +174,37 @@ def run(args: argparse.Namespace, settings=None) -> list[BatchOutcome]:
     spark = build_session("churn-ingest", settings.spark, args.master)
     store = open_store(settings.object_store)
     with connect(pg) as conn:
-        return [
+        outcomes = [
             ingest_file(spark, conn, pg, settings, contracts[name], path, args.as_of, store)
             for name, path in files.items()
         ]
+    push(ingest_figures(outcomes), settings.metrics, succeeded=all(o.status == "loaded" for o in outcomes))
+    return outcomes
+
+
+def ingest_figures(outcomes: list[BatchOutcome]):
+    """The figures Prometheus gets of an ingest (jobs/common/metrics.py): per source file, its status, rows by
+    kind and rejects by rule."""
+    from jobs.common.metrics import Figures
+
+    figures = Figures("churn_ingest")
+    for o in outcomes:
+        for status in ("loaded", "blocked", "failed"):
+            figures.add("kpi_churn_ingest_status", o.status == status, "1 for the latest batch's status",
+                        source=o.source, status=status)  # fmt: skip
+        for kind, rows in o.counts.items():
+            if isinstance(rows, int | float):
+                figures.add(
+                    "kpi_churn_ingest_rows",
+                    rows,
+                    "rows of the latest batch, by kind",
+                    source=o.source,
+                    kind=kind,
+                )
+        for rule, rows in o.rejects_by_rule.items():
+            figures.add("kpi_churn_ingest_rejects_by_rule", rows, "rejected rows of the latest batch, by rule",
+                        source=o.source, rule=rule)  # fmt: skip
+    return figures
 
 
 def report(outcomes: list[BatchOutcome]) -> int:

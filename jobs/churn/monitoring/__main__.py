@@ -81,6 +81,7 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
     from jobs.churn.monitoring.drift import (
         check_columns,
         column_drifts,
+        drift_figures,
         judge,
         load_columns,
         run_report,
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
     from jobs.churn.monitoring.io import log_to_mlflow, production_inputs, publish, write_reports
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
+    from jobs.common.metrics import push, step_figures
     from jobs.common.objectstore import open_store
     from jobs.common.spark import build_session
 
@@ -157,6 +159,11 @@ def run(args: argparse.Namespace, settings=None) -> DriftResult:
         if not args.no_mlflow:
             result.mlflow_run_id = log_to_mlflow(result, model_ref, files)
     log.info("drift %s: %s (%s)", result.date, result.severity, "; ".join(result.reasons))
+    push(
+        step_figures(drift_figures(result), progress.timings, progress.elapsed),
+        settings.metrics,
+        succeeded=True,
+    )
     return result
 
 

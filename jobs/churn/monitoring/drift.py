@@ -288,3 +288,26 @@ def retrain_snapshot(summary: dict | None) -> str | None:
     if not summary or not summary.get("retrain"):
         return None
     return (summary.get("current") or {}).get("snapshot_date") or ""
+
+
+def drift_figures(result: DriftResult):
+    """The figures Prometheus gets of a drift check (jobs/common/metrics.py)."""
+    from jobs.common.metrics import Figures, epoch_of
+
+    figures = Figures("churn_drift")
+    figures.add(
+        "kpi_churn_drift_date_seconds", epoch_of(result.date), "date of the latest drift check (unix time)"
+    )
+    figures.add(
+        "kpi_churn_drift_share", result.drift_share, "share of drifted feature columns (latest check)"
+    )
+    figures.add(
+        "kpi_churn_drift_magnitude", result.drift_magnitude, "the worst column's drift / its threshold"
+    )
+    level = "0 none, 1 moderate, 2 severe, 3 critical (latest check)"
+    figures.add("kpi_churn_drift_severity_level", SEVERITIES.index(result.severity), level)
+    for column, drift in result.columns.items():
+        figures.add(
+            "kpi_churn_drift_column_ratio", drift.get("ratio"), "drift / threshold, by column", column=column
+        )
+    return figures

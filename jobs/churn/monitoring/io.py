@@ -264,6 +264,10 @@ def registry_versions(client, name: str) -> pd.DataFrame:
                 "reason": tags.get("promotion.reason", ""),
                 "snapshot_date": tags.get("snapshot_date", ""),
                 "feature_version": tags.get("feature_version", ""),
+                "data_sha256": tags.get("data_sha256", ""),
+                "spec": tags.get("spec", ""),
+                "git_commit": tags.get("git_commit", ""),
+                "dag_run_id": tags.get("dag_run_id", ""),
                 "created": _when(mv.creation_timestamp),
                 "run_id": mv.run_id,
             }

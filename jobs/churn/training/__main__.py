@@ -57,6 +57,7 @@ def run(args: argparse.Namespace, settings=None) -> dict:
     from jobs.churn.training.search import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import Progress
+    from jobs.common.metrics import Figures, push, step_figures
     from jobs.common.spark import build_session
 
     settings = settings or load_settings()
@@ -82,6 +83,18 @@ def run(args: argparse.Namespace, settings=None) -> dict:
         )
         logged = log_run(result, result.spec, dataset, settings, example)
         facts.update(version=logged["version"], parity=f"{logged['parity']:.1e}")
+    figures = Figures("churn_training")
+    for metric, value in result.test_metrics.items():
+        figures.add(
+            "kpi_churn_model_test_metric",
+            value,
+            "test-split figures of the latest trained model",
+            metric=metric,
+        )
+    figures.add(
+        "kpi_churn_model_version", logged["version"], "registered version of the latest trained model"
+    )
+    push(step_figures(figures, progress.timings, progress.elapsed), settings.metrics, succeeded=True)
     return {
         **logged,
         "model_kind": result.search.best.kind,

@@ -10,6 +10,7 @@ scorer (its parity with Spark checked on test rows), `explainability/` (SHAP val
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,36 @@ if TYPE_CHECKING:
     from jobs.churn.training.search import TrainResult
 
 PARITY_TOLERANCE = 1e-6
+
+
+def git_commit() -> str:
+    """The commit of the code that trains: GIT_COMMIT when set (an image built from a checkout), else the
+    checkout's HEAD (with `-dirty` when it has uncommitted changes), else `unknown`."""
+    import subprocess
+
+    from jobs.common.config import PROJECT_ROOT
+
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        head = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def lineage_tags(dataset: dict) -> dict[str, str]:
+    """Where a model comes from, on its run and its registered version: the data (feature version and content
+    hash), the code (git commit) and the orchestration (the Airflow DAG run, when Airflow ran it)."""
+    return {
+        "data_sha256": str(dataset.get("sha256", "")),
+        "git_commit": git_commit(),
+        "dag_run_id": os.environ.get("AIRFLOW_CTX_DAG_RUN_ID", ""),
+        "dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID", ""),
+    }
 
 
 def read_features(spark: SparkSession, ref: TableRef) -> tuple[DataFrame, dict]:
@@ -68,7 +99,7 @@ def log_run(
         tmp_dir = Path(tmp)
         mlflow.set_tags(
             {"spec": spec.name, "feature_path": dataset["path"], "feature_version": str(dataset.get("version")),
-             "snapshot_date": snapshot, "model_kind": best.kind}
+             "snapshot_date": snapshot, "model_kind": best.kind, **lineage_tags(dataset)}
         )  # fmt: skip
         mlflow.log_params(
             {
@@ -155,6 +186,7 @@ def log_run(
         )
         version = int(info.registered_model_version)
         tags = {
+            **lineage_tags(dataset),
             "feature_path": dataset["path"],
             "feature_version": str(dataset.get("version")),
             "feature_format": dataset.get("format", ""),

@@ -69,9 +69,10 @@ def test_embedded_default_when_nothing_answers():
                 "SELECT count(*) FROM pg_tables WHERE schemaname IN ('raw','staging','prod','dqm')"
             ).fetchone()
         assert {"raw", "staging", "prod", "dqm"} <= schemas
-        # 8 crypto + 8 churn tables of database/sql/init + dqm.init_ddl, and 8 staging tables the executors
-        # COPY into (the quarantine's, the five raw tables', the churn quarantine's, the scores')
-        assert tables[0] == 25
+        # 10 crypto (with the corrections and the lineage) + 8 churn tables of database/sql/init +
+        # dqm.init_ddl, and 8 staging tables the executors COPY into (the quarantine's, the five raw tables',
+        # the churn quarantine's, the scores')
+        assert tables[0] == 27
         again, _ = resolve_server(nothing)  # reused, not started twice
         assert again.port == pg.port
     finally:

@@ -185,6 +185,7 @@ def test_normalisation_and_typed_values(judge):
         "purchase_value": Decimal("120000.24691358"),
         "landing_row": 1,
         "row_hash": "h1",
+        "correction_id": None,  # upstream's own values, no steward's correction
     }
 
 
