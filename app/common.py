@@ -16,6 +16,7 @@ import streamlit as st
 from jobs.churn.deployment.io import NoModel
 from jobs.churn.serving.io import LoadedModel, MlflowUnavailable, ModelService, quiet_mlflow_client
 from jobs.common.config import Settings, load_settings
+from jobs.common.metrics import PrometheusUnavailable
 from jobs.common.postgres import PostgresUnavailable
 
 log = logging.getLogger("app")
@@ -115,6 +116,9 @@ def guard(what: str) -> Iterator[None]:
         st.stop()
     except PostgresUnavailable as exc:
         st.error(f"**PostgreSQL is not reachable** while loading {what}: {exc}")
+        st.stop()
+    except PrometheusUnavailable as exc:
+        st.error(f"**Prometheus is not reachable** while loading {what}: {exc}")
         st.stop()
 
 

@@ -14,8 +14,8 @@ SELECT k.logical_date,
        k.outcome,
        k.outcome_reason,
        k.judged_at,
-       k.judged_by_run_id,
-       k.run_id AS quarantined_by_run,
+       k.judged_by_run_id::text AS judged_by_run_id,
+       k.run_id::text AS quarantined_by_run,
        k.landing_row,
        k.correction_id
 FROM dqm.bt_crypto_events_corrections AS k

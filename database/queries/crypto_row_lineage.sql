@@ -26,7 +26,7 @@ SELECT g.site_id,
        k.corrected_by,
        k.why AS corrected_because,
        (p.last_run_id = g.run_id) AS is_current_state,
-       g.run_id
+       g.run_id::text AS run_id  -- as text: readable in pgAdmin and the app
 FROM dqm.bt_crypto_events_lineage AS g
 JOIN dqm.dq_runs AS r USING (run_id)
 -- a replay read the snapshot of the run it replays

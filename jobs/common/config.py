@@ -393,6 +393,7 @@ class MetricsSettings(_Section):
 
     pushgateway_url: str = ""  # http://127.0.0.1:9091 in the stacks; empty: the figures are only logged
     push_timeout_seconds: float = Field(5.0, gt=0)
+    prometheus_url: str = ""  # http://127.0.0.1:9090: what the app's Operations page queries
 
 
 class AppSettings(_Section):

@@ -117,3 +117,59 @@ def epoch_of(day) -> float:
 
     day = date.fromisoformat(day) if isinstance(day, str) else day
     return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+# --- reading them back (the app's Operations page) ------------------------------------------------------------
+
+
+class PrometheusUnavailable(RuntimeError):
+    """Prometheus's HTTP API did not answer, or answered with an error."""
+
+
+def _api(url: str, path: str, params: dict[str, str] | None = None, timeout: float = 10.0) -> dict:
+    import requests
+
+    try:
+        response = requests.get(f"{url.rstrip('/')}/api/v1/{path}", params=params, timeout=timeout)
+        body = response.json()
+    except (requests.RequestException, ValueError) as err:
+        raise PrometheusUnavailable(f"{url}: {err}") from err
+    if body.get("status") != "success":
+        raise PrometheusUnavailable(
+            f"{url}: {body.get('errorType', response.status_code)}: {body.get('error', '')}"
+        )
+    return body["data"]
+
+
+def query_range(url: str, promql: str, start: float, end: float, step: float):
+    """A PromQL range query as a long frame: `time` (UTC), `value` and one column per label of the series."""
+    import pandas as pd
+
+    data = _api(
+        url,
+        "query_range",
+        {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"},
+    )
+    rows = [
+        {**{k: v for k, v in series["metric"].items() if k != "__name__"}, "time": t, "value": float(v)}
+        for series in data["result"]
+        for t, v in series["values"]
+    ]
+    frame = pd.DataFrame(rows, columns=["time", "value"]) if not rows else pd.DataFrame(rows)
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    return frame
+
+
+def alerts(url: str) -> list[dict]:
+    """The alerts Prometheus holds now (pending or firing), each with its labels, state and since when."""
+    return [
+        {
+            "alert": a["labels"].get("alertname", ""),
+            "state": a["state"],
+            "severity": a["labels"].get("severity", ""),
+            "since": a.get("activeAt", ""),
+            "summary": a.get("annotations", {}).get("summary", ""),
+            "labels": {k: v for k, v in a["labels"].items() if k not in ("alertname", "severity")},
+        }
+        for a in _api(url, "alerts")["alerts"]
+    ]

@@ -148,6 +148,33 @@ def test_a_run_pushes_its_figures_and_a_blocked_run_fires_its_alert(db, spark, m
     assert _query(web, 'kpi_job_last_success_timestamp_seconds{pipeline="crypto_events"}') == success
     assert _query(web, "kpi_crypto_gate_passed")[(("job", "crypto_events"),)] == 0.0
 
+    # the app's Operations page shows the alert and plots the figures, read from Prometheus's API
+    at = _operations_page(METRICS_PROMETHEUS_URL=web)
+    assert any("CryptoGateBlocked" in e.value and "firing" in e.value for e in at.error)
+    assert len(at.get("vega_lite_chart")) >= 3  # rows, reject share, durations
+    assert not [i for i in at.info if "No crypto events figures" in i.value]
+
+
+def _operations_page(**env: str):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import clear_app_caches
+    from tests.served import ROOT, environment
+
+    clear_app_caches()
+    with environment(**env):
+        at = AppTest.from_file(str(ROOT / "app" / "pages" / "7_Operations.py"), default_timeout=60)
+        at.run()
+    clear_app_caches()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_operations_page_says_what_to_set_and_when_prometheus_is_down():
+    assert "METRICS_PROMETHEUS_URL" in _operations_page(METRICS_PROMETHEUS_URL="").info[0].value
+    down = _operations_page(METRICS_PROMETHEUS_URL=f"http://127.0.0.1:{_port()}")
+    assert "Prometheus is not reachable" in down.error[0].value
+
 
 def test_a_gateway_that_does_not_answer_never_fails_the_job(db, spark, monkeypatch):
     settings = _settings_pushing_to(monkeypatch, f"http://127.0.0.1:{_port()}")  # nothing listens there
