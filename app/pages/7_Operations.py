@@ -1,5 +1,6 @@
 """Operations: what Prometheus holds of the jobs' runs (the figures every run pushes, docs/operations.md):
-alerts now, crypto rows and reject share, run durations by job, drift share and severity, model quality."""
+alerts now, crypto rows and reject share, run durations by job, Airflow's DAG runs and task durations (its
+metadata database, through the postgres exporter), drift share and severity, model quality."""
 
 from __future__ import annotations
 
@@ -63,6 +64,10 @@ with guard("the crypto figures"):
     drift = series("kpi_churn_drift_share")
     severity = series("kpi_churn_drift_severity_level")
     auc = series('kpi_churn_model_test_metric{metric="roc_auc"}')
+    dag_runs = series("sum by (dag_id, state) (airflow_dag_runs_count)")
+    task_seconds = series(
+        'label_join(airflow_task_latest_try_duration_seconds, "task", ".", "dag_id", "task_id")'
+    )
 
 st.subheader("Crypto events runs")
 if rows.empty:
@@ -79,6 +84,20 @@ if durations.empty:
     st.info("No job has pushed its duration in this period.")
 else:
     chart(durations, "seconds", "job", "Start to end of each job's latest run", ",.1f")
+
+st.subheader("Airflow")
+if dag_runs.empty:
+    st.info(
+        "No Airflow figures: the postgres exporter reads them from Airflow's metadata database (the stacks)."
+    )
+else:
+    left, right = st.columns(2)
+    with left:
+        dag_runs["runs"] = dag_runs["dag_id"] + " " + dag_runs["state"]
+        chart(dag_runs, "DAG runs", "runs", "DAG runs by state")
+    with right:
+        if not task_seconds.empty:
+            chart(task_seconds, "seconds", "task", "Latest try of each task", ",.1f")
 
 st.subheader("Churn model and drift")
 if drift.empty and auc.empty:

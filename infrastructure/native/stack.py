@@ -46,6 +46,10 @@ class Service:
     argv: list[str]
     ready: Callable[[], bool]  # the health check `up` waits for
     env: dict[str, str] = field(default_factory=dict)
+    # a process of the project (its jobs, Airflow, Spark, MLflow, the app) gets airflow_env(); a third-party
+    # server (Prometheus, its exporters, pgAdmin) only its own `env`: none of the project's secrets
+    project: bool = True
+    prepare: Callable[[], None] | None = None  # writes its configuration before each start (idempotent)
 
 
 # --- environment --------------------------------------------------------------------------------------------
@@ -78,6 +82,8 @@ def job_env(settings: Settings) -> dict[str, str]:
         "S3_SECRET_ACCESS_KEY": store.s3_secret_access_key.get_secret_value(),
         "S3_REGION": store.s3_region,
         "MLFLOW_TRACKING_URI": st.mlflow_url,
+        "METRICS_PUSHGATEWAY_URL": f"http://{st.host}:{st.pushgateway_port}",
+        "METRICS_PROMETHEUS_URL": f"http://{st.host}:{st.prometheus_port}",
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
@@ -138,6 +144,12 @@ def isolated_env(root: Path) -> dict[str, str]:
         "SPARK_WORKER_UI",
         "SPARK_HISTORY",
         "JUPYTER",
+        "SERVING",
+        "PROMETHEUS",
+        "PUSHGATEWAY",
+        "POSTGRES_EXPORTER",
+        "REDIS_EXPORTER",
+        "NODE_EXPORTER",
     )
     return {
         "STACK_DIR": str(root / "stack"),
@@ -148,6 +160,7 @@ def isolated_env(root: Path) -> dict[str, str]:
         "OBJECT_STORE_LOCAL_ROOT": str(root / "objectstore"),
         **{f"STACK_{name}_PORT": str(free_port()) for name in ports},
         "APP_PORT": str(free_port()),
+        "PGADMIN_PORT": str(free_port()),
     }
 
 
@@ -193,6 +206,8 @@ def _log_says(path: Path, text: str) -> bool:
 
 
 def services(settings: Settings) -> list[Service]:
+    from infrastructure.observability import stack_services
+
     st = settings.stack
     py = sys.executable
     spark_class = str(Path(job_env(settings)["SPARK_HOME"]) / "bin" / "spark-class")
@@ -287,6 +302,7 @@ def services(settings: Settings) -> list[Service]:
                 "AWS_DEFAULT_REGION": store.s3_region,
             },
         ),
+        *stack_services(settings),
         Service(
             "airflow-api-server",
             [py, "-m", "airflow", "api-server", "--host", st.host, "--port", str(st.airflow_port)],
@@ -384,7 +400,9 @@ def start(settings: Settings, service: Service) -> int:
     logs = settings.stack.dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     _pid_file(settings, service.name).parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **airflow_env(settings), **service.env}
+    if service.prepare is not None:
+        service.prepare()
+    env = {**os.environ, **(airflow_env(settings) if service.project else {}), **service.env}
     log_path = logs / f"{service.name}.log"
     if log_path.exists():  # keep the previous run's log one generation back; health checks read the new one
         log_path.replace(log_path.with_suffix(".log.1"))
@@ -595,6 +613,8 @@ def urls(settings: Settings) -> dict[str, str]:
         "Streamlit app": f"http://{st.host}:{settings.app.port}",
         "JupyterLab": f"http://{st.host}:{st.jupyter_port}/lab?token={st.jupyter_token.get_secret_value()}",
         "S3 endpoint": f"{st.s3_url}  (buckets: {', '.join(BUCKETS)})",
+        "Prometheus": f"http://{st.host}:{st.prometheus_port}  (alerts: /alerts)",
+        "Pushgateway": f"http://{st.host}:{st.pushgateway_port}",
     }
 
 

@@ -360,6 +360,12 @@ class StackSettings(_Section):
     max_task_retry_delay_seconds: int = Field(600, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     jupyter_port: int = Field(8888, ge=1, le=65535)
+    serving_port: int = Field(5001, ge=1, le=65535)  # the REST scoring API (`mlflow models serve`)
+    prometheus_port: int = Field(9090, ge=1, le=65535)
+    pushgateway_port: int = Field(9091, ge=1, le=65535)
+    postgres_exporter_port: int = Field(9187, ge=1, le=65535)
+    redis_exporter_port: int = Field(9121, ge=1, le=65535)
+    node_exporter_port: int = Field(9100, ge=1, le=65535)
     # secrets have no default here: they come from the environment or `.env` (development values)
     jupyter_token: SecretStr
     airflow_user: str = "admin"
@@ -394,6 +400,21 @@ class MetricsSettings(_Section):
     pushgateway_url: str = ""  # http://127.0.0.1:9091 in the stacks; empty: the figures are only logged
     push_timeout_seconds: float = Field(5.0, gt=0)
     prometheus_url: str = ""  # http://127.0.0.1:9090: what the app's Operations page queries
+    # how often the stack's Prometheus scrapes and evaluates the alert rules
+    scrape_interval_seconds: int = Field(15, ge=1)
+
+
+class PgAdminSettings(_Section):
+    """pgAdmin 4 in server mode (native stack: its own virtualenv, compose: the official image)."""
+
+    model_config = SettingsConfigDict(env_prefix="PGADMIN_")
+
+    port: int = Field(8081, ge=1, le=65535)
+    default_email: str = "admin@kpidelivery.dev"
+    default_password: SecretStr  # from the environment or `.env` (a development value)
+    venv: Path = Path(".venv-pgadmin")  # its own virtualenv: its pins clash with the project's (DESIGN.md)
+
+    _absolute = field_validator("venv")(_project_path)
 
 
 class AppSettings(_Section):
@@ -450,6 +471,10 @@ class Settings:
     @cached_property
     def stack(self) -> StackSettings:
         return StackSettings()
+
+    @cached_property
+    def pgadmin(self) -> PgAdminSettings:
+        return PgAdminSettings()
 
 
 def load_settings() -> Settings:

@@ -65,7 +65,7 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
 
     jar = os.environ.get("SPARK_JDBC_JAR", "/usr/share/java/postgresql.jar")
     events = load_settings().spark.event_log_dir  # the history server's folder (SPARK_EVENT_LOG_DIR)
-    return SparkSubmitOperator(
+    return _final_on_decided_exits(SparkSubmitOperator)(
         task_id=task_id,
         application=str(PROJECT_ROOT / script),
         application_args=args,
@@ -87,6 +87,34 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
         },
         **kwargs,
     )
+
+
+def _final_on_decided_exits(operator: type) -> type:
+    """The operator, failing for good (no retry) when the job exits with a decision a retry cannot change:
+    bad input (2) or blocked by the quality gate (3), as jobs.common.cli maps them. Every other failure (1:
+    the infrastructure or a bug, 4: another run holds the window) is retried as DEFAULT_ARGS say."""
+
+    class DecidedExitsAreFinal(operator):
+        def execute(self, context: Any) -> Any:
+            from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+            from jobs.common.cli import EXIT_BAD_INPUT, EXIT_BLOCKED
+
+            try:
+                return super().execute(context)
+            except AirflowException as exc:
+                # the hook keeps the spark-submit process it waited for (client mode: the driver's exit code)
+                code = getattr(getattr(self._hook, "_submit_sp", None), "returncode", None)
+                decided = {EXIT_BAD_INPUT: "bad input", EXIT_BLOCKED: "blocked by the quality gate"}
+                if code in decided:
+                    raise AirflowFailException(
+                        f"{self.task_id} exited {code} ({decided[code]}): a retry would decide the same, "
+                        "so it is not retried"
+                    ) from exc
+                raise
+
+    DecidedExitsAreFinal.__name__ = operator.__name__  # the UI and logs keep naming the operator
+    return DecidedExitsAreFinal
 
 
 def in_process_env(home: Path) -> dict[str, str]:

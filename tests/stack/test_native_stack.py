@@ -28,6 +28,7 @@ import yaml
 from infrastructure.native.stack import isolated_env
 from jobs.common.config import PROJECT_ROOT
 from jobs.common.postgres import free_port
+from tests.prometheus import eventually, firing, query
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.stack, pytest.mark.timeout(1800)]
 
@@ -139,6 +140,7 @@ def stack(tmp_path_factory, request):
         "CHURN_SPEC": str(root / "tiny.yaml"),
         # the outages last 5 and 10 s: a first retry 10 s after a failure finds the service back
         "STACK_TASK_RETRY_DELAY_SECONDS": "10",
+        "METRICS_SCRAPE_INTERVAL_SECONDS": "2",  # Prometheus sees a run's figures within seconds
     }
     began = time.monotonic()
     up = _stack_cli(env, "up")
@@ -193,6 +195,7 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     assert {r[0] for r in rows} == {
         "s3", "spark-master", "spark-worker", "spark-history", "mlflow", "airflow-api-server",
         "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "streamlit", "jupyterlab",
+        "pushgateway", "postgres-exporter", "redis-exporter", "node-exporter", "prometheus",
     }  # fmt: skip
     assert all(r[2] == "True" for r in rows), ps.stdout
     master = _get_json(_url(stack["env"], "SPARK_UI", "/json/"))
@@ -211,9 +214,34 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     # the services' own databases belong to the loader, and every service logs in as the loader
     assert (owners["kpidelivery_airflow"], owners["kpidelivery_mlflow"]) == ("kpi_loader", "kpi_loader")
     assert logged_in == {"kpi_loader"}, logged_in
+    # Prometheus scrapes every exporter and the gateway, and the exporters reach PostgreSQL and Redis
+    targets = eventually(
+        "every target scraped", lambda: _promql(stack, "up") if len(_promql(stack, "up")) == 5 else None
+    )
+    assert targets == {(("instance", t), ("job", j)): 1.0 for j, t in _scraped(stack).items()}, targets
+    assert _promql(stack, "pg_up") == {(("instance", _scraped(stack)["postgres"]), ("job", "postgres")): 1.0}
+    assert _promql(stack, "redis_up") == {(("instance", _scraped(stack)["redis"]), ("job", "redis")): 1.0}
     listening = _listening_addresses(stack)
     assert set(listening) == {"127.0.0.1"}, {ip: who for ip, who in listening.items() if ip != "127.0.0.1"}
     print(f"\nstack up in {stack['up_seconds']:.1f} s\n{ps.stdout}")
+
+
+def _promql(info: dict, promql: str) -> dict[tuple, float]:
+    return query(_url(info["env"], "PROMETHEUS"), promql)
+
+
+def _firing(info: dict, alertname: str) -> list[dict]:
+    return firing(_url(info["env"], "PROMETHEUS"), alertname)
+
+
+def _scraped(info: dict) -> dict[str, str]:
+    """Prometheus's scrape jobs and the address of each (the stack's ports)."""
+    env = info["env"]
+    return {
+        job: f"127.0.0.1:{env[f'STACK_{port}_PORT']}"
+        for job, port in (("pushgateway", "PUSHGATEWAY"), ("prometheus", "PROMETHEUS"),
+                          ("postgres", "POSTGRES_EXPORTER"), ("redis", "REDIS_EXPORTER"), ("node", "NODE_EXPORTER"))
+    }  # fmt: skip
 
 
 def _listening_addresses(info: dict) -> dict[str, set[str]]:
@@ -256,6 +284,34 @@ def test_crypto_dag_through_the_rest_api(stack):
     assert status == "merged" and read > 0 and inserted > 0 and rejected > 0
     assert prod >= inserted and rejects >= rejected
     assert runs == 1  # the scheduler's catch-up of the same slot did not run a second time
+    # the run's figures reached Prometheus (pushed by the job to the gateway), and Airflow's record of the run
+    # (its metadata database, through the postgres exporter)
+    pushed = eventually(
+        "the run's figures in Prometheus",
+        lambda: _promql(stack, 'kpi_crypto_rows{job="crypto_events"}').get(
+            (("job", "crypto_events"), ("kind", "read"))
+        ),
+    )
+    assert pushed == read
+    rows = _promql(stack, 'kpi_crypto_rows{job="crypto_events"}')
+    assert rows[(("job", "crypto_events"), ("kind", "rejected"))] == rejected
+    assert _promql(stack, 'kpi_crypto_merge_rows{action="inserted"}') == {
+        (("action", "inserted"), ("job", "crypto_events")): float(inserted)
+    }
+    assert _promql(stack, "kpi_crypto_gate_passed") == {(("job", "crypto_events"),): 1.0}
+    latest = eventually(
+        "Airflow's latest crypto run in Prometheus",
+        lambda: _promql(stack, 'airflow_dag_latest_run_failed{dag_id="crypto_events_dag"}'),
+    )
+    assert [dict(labels)["run_id"] for labels in latest] == [run_id] and set(latest.values()) == {0.0}
+    durations = _promql(stack, 'airflow_task_latest_try_duration_seconds{dag_id="crypto_events_dag"}')
+    assert {dict(labels)["task_id"] for labels in durations} == {
+        "simulate_upstream",
+        "validate",
+        "merge",
+        "reconcile",
+    }
+    assert all(seconds > 0 for seconds in durations.values())
     assert any(k.endswith(".json") for k in _s3_keys(stack, "ge-artifacts", f"crypto_events/{day}/"))
     assert _s3_keys(
         stack, "airflow-logs", f"logs/dag_id=crypto_events_dag/run_id={run_id}/"
@@ -269,6 +325,44 @@ def test_crypto_dag_through_the_rest_api(stack):
     ):
         assert time.monotonic() < deadline, "the history server never listed the application"
         time.sleep(2)
+
+
+def test_a_blocked_run_fails_its_dag_without_retrying_and_fires_its_alerts(stack):
+    """Upstream sends a day where a third of the window has no price: the gate blocks the run, the validate
+    task fails for good (a retry would decide the same), and Prometheus fires the gate's alert and Airflow's
+    "DAG run failed" alert. The day's window overlaps no other test's."""
+    from infrastructure.control import CRYPTO, logical_datetime
+
+    day = _days_ago(20)
+    with _db(stack) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO raw.bt_crypto_transaction_history (site_id, user_id, purchase_date, crypto_type, "
+            "purchase_price, purchase_units) VALUES ('MLA', %s, %s, 'BTC', 'NaN', '1')",
+            [(str(900_000 + k), f"{day.day}/{day.month}/{day.year}") for k in range(5000)],
+        )
+    api = _api(stack)
+    run_id = api.trigger(CRYPTO, logical_datetime(CRYPTO, day))
+    state = api.wait(CRYPTO, run_id, timeout=900)
+    tasks = api.task_states(CRYPTO, run_id)
+    assert state == "failed" and tasks["validate"] == ("failed", 1), tasks  # one try: not retried
+    with _db(stack) as conn:
+        statuses = [
+            r[0] for r in conn.execute("SELECT status FROM dqm.dq_runs WHERE logical_date = %s", (day,))
+        ]
+    assert statuses == ["blocked"]
+    (gate,) = eventually("CryptoGateBlocked firing", lambda: _firing(stack, "CryptoGateBlocked"), timeout=90)
+    assert gate["labels"]["severity"] == "critical"
+    (dag,) = eventually(
+        "AirflowDagRunFailed firing", lambda: _firing(stack, "AirflowDagRunFailed"), timeout=90
+    )
+    assert (dag["labels"]["dag_id"], dag["labels"]["run_id"]) == ("crypto_events_dag", run_id)
+    # the app's Operations page shows both alerts and Airflow's figures, read from the stack's Prometheus
+    from tests.integration.ops.test_metrics import operations_page
+
+    page = operations_page(METRICS_PROMETHEUS_URL=_url(stack["env"], "PROMETHEUS"))
+    shown = " ".join(e.value for e in page.error)
+    assert "CryptoGateBlocked" in shown and "AirflowDagRunFailed" in shown, shown
+    assert not [i.value for i in page.info if "No Airflow figures" in i.value]
 
 
 def test_churn_watchdog_asset_training_mlflow_and_drift(stack):

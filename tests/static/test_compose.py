@@ -65,6 +65,11 @@ WITHOUT_NATIVE_PROCESS = {
     "pgadmin": "a UI of the compose stack only",
 }
 
+# Compose arguments a native process does not need, and why.
+COMPOSE_ONLY_ARGS = {
+    "node-exporter": {"--path.rootfs=/host": "a container sees the host's /proc, /sys and / through a mount"},
+}
+
 # Environment names both stacks set, whose values are machine-specific (venv vs image paths).
 NAME_ONLY = {"PATH", "PYTHONPATH", "JAVA_HOME"}
 # Set in every container by Docker or the base image, so a Dockerfile need not declare them.
@@ -415,6 +420,8 @@ def test_the_addresses_of_env_reach_the_compose_services(services, native):
         "streamlit": f"http://{stack.host}:{settings.app.port}",
         "jupyterlab": f"http://{stack.host}:{stack.jupyter_port}",
         "postgres": f"postgresql://{settings.postgres.host}:{settings.postgres.port}",
+        "prometheus": f"http://{stack.host}:{stack.prometheus_port}",
+        "pushgateway": f"http://{stack.host}:{stack.pushgateway_port}",
     }
     for name, url in expected.items():
         assert url.split("://")[1] in published(services[name]), f"{name} is not published at {url}"
@@ -438,6 +445,7 @@ class Native:
     settings: Settings
     argv: dict[str, list[str]]
     env: dict[str, dict[str, str]]
+    third_party: frozenset[str]  # programs that are not the project's (Prometheus, exporters, pgAdmin)
 
 
 @pytest.fixture(scope="module")
@@ -458,11 +466,16 @@ def native(dotenv) -> Native:
         argv={process.name: process.argv for process in processes},
         env={
             process.name: {
-                **shared["airflow" if process.name.startswith("airflow-") else "jobs"],
+                **(
+                    shared["airflow" if process.name.startswith("airflow-") else "jobs"]
+                    if process.project
+                    else {}
+                ),
                 **process.env,
             }
             for process in processes
         },
+        third_party=frozenset(process.name for process in processes if not process.project),
     )
 
 
@@ -474,6 +487,11 @@ class Side:
     root: str
 
     def value(self, text: str) -> str:
+        from infrastructure.observability import PROGRAMS
+
+        for name, program in PROGRAMS.items():  # Debian's binary natively, the image's in compose
+            if text in (program.debian, program.image_binary):
+                return name
         text = re.sub(r"^\S*/site-packages/", "<site-packages>/", text)
         if re.fullmatch(r"(\S*/)?python(3(\.\d+)?)?", text):
             return "python"
@@ -484,6 +502,11 @@ class Side:
         text = re.sub(
             r"(\w[\w+.-]*://(?:[^@/\s\"']*@)?)([^:/@\s\"']+)",
             lambda m: m[1] + ("<host>" if m[2] in self.hosts else m[2]),
+            text,
+        )
+        text = re.sub(  # a bare address to listen on: host:port, or --option=host:port
+            r"^((?:--?[\w.-]+=)?)([^:/=\s]+):(\d+)$",
+            lambda m: f"{m[1]}{'<host>' if m[2] in self.hosts else m[2]}:{m[3]}",
             text,
         )
         return json.dumps(json.loads(text), sort_keys=True) if text.startswith("{") else text
@@ -515,12 +538,38 @@ def test_every_native_process_has_a_compose_service(native, services):
     assert not twins & set(WITHOUT_NATIVE_PROCESS)
 
 
+def compose_argv(name: str, service: dict) -> list[str]:
+    """What the container runs: its entrypoint (set where the image's would differ from the native binary) and
+    command, less the arguments only a container needs."""
+    argv = [str(arg) for arg in [*(service.get("entrypoint") or []), *service["command"]]]
+    return [arg for arg in argv if arg not in COMPOSE_ONLY_ARGS.get(name, {})]
+
+
 def test_compose_commands_are_the_native_commands(native, services):
     here, there = sides(native, services)
     for name, argv in native.argv.items():
         if name in COMPOSE_NAME:
             continue
-        assert there.argv([str(arg) for arg in services[name]["command"]]) == here.argv(argv), name
+        assert there.argv(compose_argv(name, services[name])) == here.argv(argv), name
+
+
+def test_metrics_programs_are_the_debian_releases_and_see_the_same_configuration(native, services):
+    """Prometheus, the gateway and the exporters: the upstream image of the release Debian installs natively;
+    the compose prometheus.yml is the native one with the services' names (observability.py)."""
+    from infrastructure.observability import COMPOSE_CONFIG, PROGRAMS, compose_prometheus_config
+
+    for name, program in PROGRAMS.items():
+        assert _base(dockerfile_of(services[name])) == program.image, name
+        version = subprocess.run([program.debian, "--version"], capture_output=True, text=True)
+        release = re.search(r"\d+\.\d+\.\d+", version.stdout + version.stderr)[0]
+        assert program.image.endswith((f":v{release}", f":v{release}-alpine")), (name, release)
+        assert name in native.third_party and native.env[name].keys() <= {"DATA_SOURCE_NAME"}, name
+    assert COMPOSE_CONFIG.read_text() == compose_prometheus_config(native.settings)
+    native_config = yaml.safe_load(
+        compose_prometheus_config(native.settings).split("\n", 1)[1]
+    )  # the same jobs, in the same order, as the native stack scrapes
+    jobs = [scrape["job_name"] for scrape in native_config["scrape_configs"]]
+    assert jobs == ["pushgateway", "prometheus", "postgres", "redis", "node"]
 
 
 def test_compose_environments_have_the_native_names_and_values(native, services, dotenv):

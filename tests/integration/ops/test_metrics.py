@@ -3,12 +3,9 @@ crypto job run in-process pushing to them, PromQL and the alerts API read back."
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
-import urllib.parse
-import urllib.request
 from datetime import date, timedelta
 
 import pytest
@@ -21,6 +18,7 @@ from infrastructure.observability import (
     pushgateway_command,
 )
 from tests.integration.helpers import insert_rows, reference_prices, run_job
+from tests.prometheus import eventually, firing, query
 from tests.servers import start_server, stop_server
 
 pytestmark = pytest.mark.integration
@@ -71,30 +69,6 @@ def prometheus(tmp_path_factory):
             stop_server(server)
 
 
-def _get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def _query(web: str, promql: str) -> dict[tuple, float]:
-    """An instant PromQL query: labels (sorted, without __name__) -> value."""
-    found = _get(f"{web}/api/v1/query?{urllib.parse.urlencode({'query': promql})}")["data"]["result"]
-    return {
-        tuple(sorted((k, v) for k, v in r["metric"].items() if k != "__name__")): float(r["value"][1])
-        for r in found
-    }
-
-
-def _eventually(what, check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"{what}: not within {timeout:g} s"
-            return value
-        time.sleep(0.5)
-
-
 def _settings_pushing_to(monkeypatch, gateway: str):
     from jobs.common.config import Settings
 
@@ -112,23 +86,23 @@ def test_a_run_pushes_its_figures_and_a_blocked_run_fires_its_alert(db, spark, m
     assert merged.status == "merged"
 
     def figures_of_the_run():
-        found = _query(web, 'kpi_crypto_rows{job="crypto_events"}')
+        found = query(web, 'kpi_crypto_rows{job="crypto_events"}')
         return found if found.get((("job", "crypto_events"), ("kind", "read"))) == 20 else None
 
-    rows_by_kind = _eventually("the merged run's figures in Prometheus", figures_of_the_run)
+    rows_by_kind = eventually("the merged run's figures in Prometheus", figures_of_the_run)
     assert rows_by_kind[(("job", "crypto_events"), ("kind", "valid"))] == merged.counts["rows_valid"] == 19
     assert rows_by_kind[(("job", "crypto_events"), ("kind", "rejected"))] == 1
-    assert _query(web, 'kpi_crypto_rejects_by_rule{rule="PRICE_NON_POSITIVE"}') == {
+    assert query(web, 'kpi_crypto_rejects_by_rule{rule="PRICE_NON_POSITIVE"}') == {
         (("job", "crypto_events"), ("rule", "PRICE_NON_POSITIVE")): 1.0
     }
-    assert _query(web, 'kpi_crypto_merge_rows{action="inserted"}') == {
+    assert query(web, 'kpi_crypto_merge_rows{action="inserted"}') == {
         (("action", "inserted"), ("job", "crypto_events")): 19.0
     }
-    assert _query(web, "kpi_crypto_reject_share")[(("job", "crypto_events"),)] == pytest.approx(0.05)
-    assert _query(web, "kpi_crypto_gate_passed")[(("job", "crypto_events"),)] == 1.0
-    steps = _query(web, 'kpi_job_step_seconds{job="crypto_events"}')
+    assert query(web, "kpi_crypto_reject_share")[(("job", "crypto_events"),)] == pytest.approx(0.05)
+    assert query(web, "kpi_crypto_gate_passed")[(("job", "crypto_events"),)] == 1.0
+    steps = query(web, 'kpi_job_step_seconds{job="crypto_events"}')
     assert {dict(k)["step"] for k in steps} >= {"land snapshot", "read + judge snapshot", "GX gate"}
-    success = _query(web, 'kpi_job_last_success_timestamp_seconds{pipeline="crypto_events"}')
+    success = query(web, 'kpi_job_last_success_timestamp_seconds{pipeline="crypto_events"}')
     assert abs(next(iter(success.values())) - time.time()) < 120
 
     # the next day: a quarter of the window's rows have no price, the gate blocks the run
@@ -136,26 +110,20 @@ def test_a_run_pushes_its_figures_and_a_blocked_run_fires_its_alert(db, spark, m
     blocked = run_job(settings, D + timedelta(days=1))
     assert blocked.status == "blocked"
 
-    def firing():
-        alerts = _get(f"{web}/api/v1/alerts")["data"]["alerts"]
-        return [
-            a for a in alerts if a["labels"]["alertname"] == "CryptoGateBlocked" and a["state"] == "firing"
-        ]
-
-    (alert,) = _eventually("CryptoGateBlocked firing", firing)
+    (alert,) = eventually("CryptoGateBlocked firing", lambda: firing(web, "CryptoGateBlocked"))
     assert alert["labels"]["severity"] == "critical"
     # the success group is kept: the blocked run replaced the run's figures, not the last success
-    assert _query(web, 'kpi_job_last_success_timestamp_seconds{pipeline="crypto_events"}') == success
-    assert _query(web, "kpi_crypto_gate_passed")[(("job", "crypto_events"),)] == 0.0
+    assert query(web, 'kpi_job_last_success_timestamp_seconds{pipeline="crypto_events"}') == success
+    assert query(web, "kpi_crypto_gate_passed")[(("job", "crypto_events"),)] == 0.0
 
     # the app's Operations page shows the alert and plots the figures, read from Prometheus's API
-    at = _operations_page(METRICS_PROMETHEUS_URL=web)
+    at = operations_page(METRICS_PROMETHEUS_URL=web)
     assert any("CryptoGateBlocked" in e.value and "firing" in e.value for e in at.error)
     assert len(at.get("vega_lite_chart")) >= 3  # rows, reject share, durations
     assert not [i for i in at.info if "No crypto events figures" in i.value]
 
 
-def _operations_page(**env: str):
+def operations_page(**env: str):
     from streamlit.testing.v1 import AppTest
 
     from tests.app.conftest import clear_app_caches
@@ -171,8 +139,8 @@ def _operations_page(**env: str):
 
 
 def test_the_operations_page_says_what_to_set_and_when_prometheus_is_down():
-    assert "METRICS_PROMETHEUS_URL" in _operations_page(METRICS_PROMETHEUS_URL="").info[0].value
-    down = _operations_page(METRICS_PROMETHEUS_URL=f"http://127.0.0.1:{_port()}")
+    assert "METRICS_PROMETHEUS_URL" in operations_page(METRICS_PROMETHEUS_URL="").info[0].value
+    down = operations_page(METRICS_PROMETHEUS_URL=f"http://127.0.0.1:{_port()}")
     assert "Prometheus is not reachable" in down.error[0].value
 
 
