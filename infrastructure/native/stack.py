@@ -207,6 +207,7 @@ def _log_says(path: Path, text: str) -> bool:
 
 def services(settings: Settings) -> list[Service]:
     from infrastructure.observability import stack_services
+    from infrastructure.pgadmin.native import service as pgadmin_service
 
     st = settings.stack
     py = sys.executable
@@ -342,6 +343,11 @@ def services(settings: Settings) -> list[Service]:
             [py, "-m", "app", "--host", st.host, "--port", str(settings.app.port)],
             lambda: _answers(f"http://{st.host}:{settings.app.port}/_stcore/health"),
         ),
+        Service(  # /ping answers also before the first production model exists (docs/serving.md)
+            "churn-api",
+            [py, "-m", "jobs.churn.serving", "--host", st.host, "--port", str(st.serving_port)],
+            lambda: _answers(f"http://{st.host}:{st.serving_port}/ping"),
+        ),
         Service(
             "jupyterlab",
             [
@@ -364,6 +370,7 @@ def services(settings: Settings) -> list[Service]:
                 "JUPYTER_RUNTIME_DIR": str(st.dir / "jupyter" / "runtime"),
             },
         ),
+        pgadmin_service(settings),  # its own venv and config (infrastructure/pgadmin/native.py)
     ]
 
 
@@ -611,8 +618,11 @@ def urls(settings: Settings) -> dict[str, str]:
         "Spark history": f"http://{st.host}:{st.spark_history_port}",
         "MLflow": st.mlflow_url,
         "Streamlit app": f"http://{st.host}:{settings.app.port}",
+        "Scoring API": f"http://{st.host}:{st.serving_port}/invocations  (served version: /model)",
         "JupyterLab": f"http://{st.host}:{st.jupyter_port}/lab?token={st.jupyter_token.get_secret_value()}",
         "S3 endpoint": f"{st.s3_url}  (buckets: {', '.join(BUCKETS)})",
+        "pgAdmin": f"http://{st.host}:{settings.pgadmin.port}  "
+        f"({settings.pgadmin.default_email}/{settings.pgadmin.default_password.get_secret_value()})",
         "Prometheus": f"http://{st.host}:{st.prometheus_port}  (alerts: /alerts)",
         "Pushgateway": f"http://{st.host}:{st.pushgateway_port}",
     }

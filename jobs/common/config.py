@@ -429,6 +429,18 @@ class AppSettings(_Section):
     max_upload_mb: int = Field(20, ge=1)
 
 
+class ServingSettings(_Section):
+    """The REST scoring API (`python -m jobs.churn.serving`, docs/serving.md); it listens on STACK_HOST and
+    STACK_SERVING_PORT unless told otherwise."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVING_")
+
+    model_alias: str = "production"  # the alias served; a move is picked up within alias_poll_seconds
+    alias_poll_seconds: float = Field(10.0, gt=0)
+    max_rows: int = Field(1000, ge=1)  # rows per request: more is refused (413); the batch job scores many
+    max_body_mb: float = Field(8.0, gt=0)  # a larger request body is refused (413) before it is parsed
+
+
 class Settings:
     """All sections, each read lazily; `load_settings()` is the one way to get one."""
 
@@ -475,6 +487,10 @@ class Settings:
     @cached_property
     def pgadmin(self) -> PgAdminSettings:
         return PgAdminSettings()
+
+    @cached_property
+    def serving(self) -> ServingSettings:
+        return ServingSettings()
 
 
 def load_settings() -> Settings:

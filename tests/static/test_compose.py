@@ -13,6 +13,7 @@ started here, and these checks keep it honest instead (fast, offline).
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -62,7 +63,12 @@ WITHOUT_NATIVE_PROCESS = {
     "redis": "the native stack uses the machine's Redis (STACK_REDIS_URL)",
     "minio-init": "native `up` creates the buckets itself (create_buckets)",
     "airflow-init": "native `init` is a function of `make init`/`up`, not a process",
-    "pgadmin": "a UI of the compose stack only",
+}
+
+# Native processes whose compose twin runs another program, and why; test_pgadmin_* compare what they share.
+OTHER_PROGRAM = {
+    "pgadmin": "compose runs the official image's entrypoint (gunicorn), natively the wheel's own server runs "
+    "from its own venv (infrastructure/pgadmin/native.py)",
 }
 
 # Compose arguments a native process does not need, and why.
@@ -418,7 +424,9 @@ def test_the_addresses_of_env_reach_the_compose_services(services, native):
         "spark-worker": f"http://{stack.host}:{stack.spark_worker_ui_port}",
         "spark-history": f"http://{stack.host}:{stack.spark_history_port}",
         "streamlit": f"http://{stack.host}:{settings.app.port}",
+        "churn-api": f"http://{stack.host}:{stack.serving_port}",
         "jupyterlab": f"http://{stack.host}:{stack.jupyter_port}",
+        "pgadmin": f"http://{stack.host}:{settings.pgadmin.port}",
         "postgres": f"postgresql://{settings.postgres.host}:{settings.postgres.port}",
         "prometheus": f"http://{stack.host}:{stack.prometheus_port}",
         "pushgateway": f"http://{stack.host}:{stack.pushgateway_port}",
@@ -548,7 +556,7 @@ def compose_argv(name: str, service: dict) -> list[str]:
 def test_compose_commands_are_the_native_commands(native, services):
     here, there = sides(native, services)
     for name, argv in native.argv.items():
-        if name in COMPOSE_NAME:
+        if name in COMPOSE_NAME or name in OTHER_PROGRAM:
             continue
         assert there.argv(compose_argv(name, services[name])) == here.argv(argv), name
 
@@ -577,7 +585,7 @@ def test_compose_environments_have_the_native_names_and_values(native, services,
     AIRFLOW*, so Airflow's services must have all of it and the others job_env() plus their own."""
     here, there = sides(native, services)
     for name, wanted in native.env.items():
-        if name in COMPOSE_NAME:
+        if name in COMPOSE_NAME or name in OTHER_PROGRAM:
             continue
         env = container_env(services[name], services, dotenv)
         assert sorted(set(wanted) - set(env)) == [], f"{name} lacks native variables"
@@ -598,3 +606,48 @@ def test_minio_serves_the_native_s3_port_and_creates_the_native_buckets(native, 
     minio = services[COMPOSE_NAME["s3"]]["command"]
     assert minio[minio.index("--address") + 1] == f":{port}"
     assert services["minio-init"]["command"] == list(BUCKETS)
+
+
+def test_pgadmin_runs_one_release_on_both_stacks():
+    from infrastructure.pgadmin.native import LOCK_FILE
+
+    pins = dict(line.split("==") for line in LOCK_FILE.read_text().splitlines() if "==" in line)
+    assert _base(INFRA / "pgadmin" / "Dockerfile") == f"dpage/pgadmin4:{pins['pgadmin4']}"
+
+
+def test_pgadmin_twins_share_port_saved_queries_server_and_login(native, services, compose_text, dotenv):
+    from infrastructure.pgadmin import native as pgadmin
+    from jobs.common.config import PgAdminSettings
+
+    settings, compose = native.settings, services["pgadmin"]
+    env, config = container_env(compose, services, dotenv), pgadmin.config_values(settings)
+    # the port: compose listens on and publishes the one the native server binds on STACK_HOST
+    assert env["PGADMIN_LISTEN_PORT"] == str(config["DEFAULT_SERVER_PORT"]) == str(settings.pgadmin.port)
+    assert config["DEFAULT_SERVER"] == settings.stack.host
+    # the saved queries: the same folder, read-only (a read-only mount; natively a plain login, see native.py)
+    (shared,) = ast.literal_eval(env["PGADMIN_CONFIG_SHARED_STORAGE"])
+    (native_shared,) = config["SHARED_STORAGE"]
+    source, _, mode = next(v for v in compose["volumes"] if v.split(":")[1] == shared["path"]).split(":")
+    assert (COMPOSE_FILE.parent / source).resolve() == Path(native_shared["path"]) == pgadmin.QUERIES_DIR
+    assert mode == "ro" and shared["restricted_access"] is native_shared["restricted_access"] is True
+    assert shared["name"] == native_shared["name"]
+    # the server: compose's servers.json with the native PostgreSQL, as the analyst, password from a pgpass file
+    (there,) = json.loads(pgadmin.SERVERS_FILE.read_text())["Servers"].values()
+    (here,) = pgadmin.servers(settings)["Servers"].values()
+    assert here | {"Host": there["Host"], "Port": there["Port"]} == there  # all else shared
+    assert (here["Host"], here["Port"]) == (settings.postgres.host, settings.postgres.port)
+    assert here["Username"] == settings.postgres.analyst_user and here["PassFile"] == "/.pgpass"
+    password = settings.postgres.analyst_password.get_secret_value()
+    pgpass = f"{here['Host']}:{here['Port']}:*:{here['Username']}:{password}\n"
+    assert pgadmin.pgpass_lines(settings) == pgpass
+    assert env["KPI_ANALYST_PASSWORD"] == password  # what compose's entrypoint writes into its pgpass file
+    # the login: the .env names the native settings read, with their values
+    raw = yaml.safe_load(compose_text)["services"]["pgadmin"]["environment"]
+    prefix = PgAdminSettings.model_config["env_prefix"]
+    for field in ("default_email", "default_password"):
+        name = f"{prefix}{field}".upper()
+        assert raw[name] == f"${{{name}}}", name
+    login = settings.pgadmin
+    assert (env["PGADMIN_DEFAULT_EMAIL"], env["PGADMIN_DEFAULT_PASSWORD"]) == (
+        login.default_email, login.default_password.get_secret_value()
+    )  # fmt: skip

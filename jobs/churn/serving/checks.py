@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def check_number(column: str, value: Any) -> tuple[float | None, str | None]:
         if not _NUMBER_RE.match(text):
             return None, f"{column} must be {domain.describe()}, got {_show(value)}"
         number = float(text)
-    elif isinstance(value, int | float):
+    elif isinstance(value, numbers.Real):  # numpy's numbers too
         number = float(value)
     else:
         return None, f"{column} must be {domain.describe()}, got {type(value).__name__}"
@@ -103,6 +104,8 @@ def check_category(column: str, value: Any) -> tuple[str | None, str | None]:
     """(text, None) or (None, why). Blank is allowed: the model has a `missing` category."""
     if _blank(value):
         return None, None
+    if isinstance(value, bool) or not isinstance(value, str | numbers.Number):  # JSON's true, [..], {..}
+        return None, f"{column} must be text, got {_show(value)}"
     text = str(value)
     if len(text) > MAX_TEXT:
         return None, f"{column} is longer than {MAX_TEXT} characters"

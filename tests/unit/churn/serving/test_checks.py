@@ -84,6 +84,13 @@ def test_categories_blank_is_missing_hostile_text_is_checked():
     assert check_category("city", "Robert'); DROP TABLE x;--") == ("Robert'); DROP TABLE x;--", None)
     assert "control characters" in check_category("city", "bad\x00city")[1]
     assert "longer than 200" in check_category("city", "x" * 201)[1]
+    # what only JSON can send (the REST API): a number is a label, a boolean or a container is not
+    assert check_category("city", 5) == ("5", None)
+    assert [check_category("city", v)[1] for v in (True, [1], {"a": 1})] == [
+        "city must be text, got True",
+        "city must be text, got [1]",
+        "city must be text, got {'a': 1}",
+    ]
 
 
 def test_check_record_collects_every_error():
