@@ -8,13 +8,17 @@ PYTHON_BOOT ?= python3
 VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
+# pgAdmin 4 of the native stack, in a venv of its own (its pins clash with the project's): the settings'
+# PGADMIN_VENV, installed from its lock file
+PGADMIN_VENV ?= .venv-pgadmin
+PGADMIN_LOCK := infrastructure/pgadmin/requirements.txt
 JDBC_JAR    ?= /usr/share/java/postgresql.jar
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: crypto-replay help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-drift bench-app bench-stack bench-driver-memory \
+.PHONY: crypto-replay help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-serving bench-drift bench-app bench-stack bench-driver-memory \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -35,7 +39,7 @@ SPEC    ?=
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-setup: system-deps $(STAMP) ## venv + pinned install + Java/JDBC checks (idempotent)
+setup: system-deps $(STAMP) pgadmin-deps ## venv + pinned install + Java/JDBC checks + pgAdmin's venv (idempotent)
 
 system-deps: ## Java 17 and the Debian PostgreSQL JDBC driver (installed when root)
 	@bash infrastructure/scripts/system_deps.sh "$(JDBC_JAR)"
@@ -51,11 +55,29 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 	@echo "[setup] done"
 
+.PHONY: pgadmin-deps pgadmin-lock
+pgadmin-deps: $(PGADMIN_VENV)/.installed ## pgAdmin 4 in its own venv (PGADMIN_VENV), from its lock file
+
+# a changed lock rebuilds the venv from scratch, so it holds exactly the lock; made with the project's Python
+$(PGADMIN_VENV)/.installed: $(PGADMIN_LOCK) | $(STAMP)
+	@echo "[setup] installing pgAdmin 4 into $(PGADMIN_VENV) (~620 MB: ~40 s here, minutes on a slow network)"
+	@$(PY) -m venv --clear $(PGADMIN_VENV)
+	@$(PGADMIN_VENV)/bin/python -m pip install -r $(PGADMIN_LOCK) > $(PGADMIN_VENV)/install.log 2>&1 \
+		|| { tail -40 $(PGADMIN_VENV)/install.log; echo "[setup] pip install failed (log: $(PGADMIN_VENV)/install.log)" >&2; exit 1; }
+	@touch $@
+	@echo "[setup] pgAdmin done"
+
+pgadmin-lock: ## re-resolve infrastructure/pgadmin/requirements.txt in a scratch venv (PGADMIN_RELEASE=x.y to change it)
+	@rm -rf var/pgadmin-lock-venv && $(PYTHON_BOOT) -m venv var/pgadmin-lock-venv
+	@var/pgadmin-lock-venv/bin/pip install -q pgadmin4==$(or $(PGADMIN_RELEASE),$(shell sed -n 's/^pgadmin4==//p' $(PGADMIN_LOCK)))
+	@{ head -2 $(PGADMIN_LOCK); var/pgadmin-lock-venv/bin/pip freeze --all --exclude pip; } > $(PGADMIN_LOCK).new
+	@mv $(PGADMIN_LOCK).new $(PGADMIN_LOCK) && rm -rf var/pgadmin-lock-venv && echo "$(PGADMIN_LOCK) updated"
+
 demo: setup ## run both workflows (crypto events, churn) on the embedded default and print what they did
 	@$(PY) -m jobs.demo
 
 test: setup browser-deps ## the whole test suite (real PostgreSQL, Redis, Spark, Airflow, MLflow, Chromium)
-	@$(PY) -m pytest
+	@$(PY) -m pytest -n 2 --dist loadgroup
 
 app: setup ## the Streamlit app on APP_PORT (8601), scoring with the production model
 	@$(PY) -m app
@@ -90,6 +112,9 @@ bench-churn: setup ## churn features + HPO training on 100k customers vs the ora
 
 bench-score: setup ## single-row latency of the JVM-free scorer (with/without SHAP) vs mlflow.pyfunc on Spark
 	@$(PY) bench/score_latency.py
+
+bench-serving: setup ## the REST scoring API under Locust on loopback: 1, 8, 32 users, p50/p95/p99, req/s, errors
+	@$(PY) bench/serving_load.py
 
 bench-drift: setup ## Evidently drift report time on 100k rows x 20 columns
 	@$(PY) bench/drift_report.py
