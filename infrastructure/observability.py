@@ -96,6 +96,7 @@ def compose_prometheus_config(settings: Settings) -> str:
             "postgres": f"postgres-exporter:{st.postgres_exporter_port}",
             "redis": f"redis-exporter:{st.redis_exporter_port}",
             "node": f"node-exporter:{st.node_exporter_port}",
+            "churn-api": f"churn-api:{st.serving_port}",
         },
         rules=f"{IMAGE_ROOT}/infrastructure/prometheus/alerts.yml",
     )
@@ -179,6 +180,7 @@ def stack_services(settings: Settings) -> list[Service]:
             "prometheus": at["prometheus"],
             **{job: at[job] for job in ("postgres", "redis", "node")},
         }
+        exporters["churn-api"] = f"{st.host}:{st.serving_port}"  # the REST API's latency (its GET /metrics)
         config.write_text(prometheus_config(at["pushgateway"], interval, interval, exporters))
 
     def gateway_folder() -> None:

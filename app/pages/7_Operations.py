@@ -1,12 +1,14 @@
 """Operations: what Prometheus holds of the jobs' runs (the figures every run pushes, docs/operations.md):
 alerts now, crypto rows and reject share, run durations by job, Airflow's DAG runs and task durations (its
-metadata database, through the postgres exporter), drift share and severity, model quality."""
+metadata database, through the postgres exporter), drift share and severity, model quality, and the REST
+scoring API's latency and requests by status (its GET /metrics)."""
 
 from __future__ import annotations
 
 import time
 
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from app.common import guard, settings, sidebar
@@ -64,6 +66,11 @@ with guard("the crypto figures"):
     drift = series("kpi_churn_drift_share")
     severity = series("kpi_churn_drift_severity_level")
     auc = series('kpi_churn_model_test_metric{metric="roc_auc"}')
+    latency = {
+        q: series(f"histogram_quantile({q}, sum by (le) (rate(kpi_serving_request_seconds_bucket[5m])))")
+        for q in (0.5, 0.95, 0.99)
+    }
+    requests = series("sum by (status) (rate(kpi_serving_request_seconds_count[5m]))")
     dag_runs = series("sum by (dag_id, state) (airflow_dag_runs_count)")
     task_seconds = series(
         'label_join(airflow_task_latest_try_duration_seconds, "task", ".", "dag_id", "task_id")'
@@ -113,6 +120,16 @@ else:
     with right:
         if not auc.empty:
             chart(auc, "test ROC AUC", None, "Latest trained model's test ROC AUC", ".3f")
-st.caption(
-    "Serving latency appears here when the REST scoring service pushes its figures (issue 17, part 2)."
-)
+st.subheader("REST scoring API")
+quantiles = [frame.assign(quantile=f"p{round(q * 100)}") for q, frame in latency.items() if not frame.empty]
+latency = pd.concat(quantiles) if quantiles else pd.DataFrame()
+if latency.empty:
+    st.info("No scoring request in this period: Prometheus scrapes the API's GET /metrics (the stacks).")
+else:
+    left, right = st.columns(2)
+    with left:
+        chart(latency.assign(value=latency["value"] * 1000), "ms", "quantile", "Time to answer (5-minute windows)",
+              ",.1f")  # fmt: skip
+    with right:
+        if not requests.empty:
+            chart(requests, "requests/s", "status", "Requests by HTTP status", ",.2f")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from datetime import date, timedelta
 from pathlib import Path
@@ -141,6 +142,7 @@ def stack(tmp_path_factory, request):
         # the outages last 5 and 10 s: a first retry 10 s after a failure finds the service back
         "STACK_TASK_RETRY_DELAY_SECONDS": "10",
         "METRICS_SCRAPE_INTERVAL_SECONDS": "2",  # Prometheus sees a run's figures within seconds
+        "SERVING_ALIAS_POLL_SECONDS": "2",  # the REST API serves a newly promoted model within seconds
     }
     began = time.monotonic()
     up = _stack_cli(env, "up")
@@ -195,7 +197,7 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     assert {r[0] for r in rows} == {
         "s3", "spark-master", "spark-worker", "spark-history", "mlflow", "airflow-api-server",
         "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "streamlit", "jupyterlab",
-        "pushgateway", "postgres-exporter", "redis-exporter", "node-exporter", "prometheus",
+        "pushgateway", "postgres-exporter", "redis-exporter", "node-exporter", "prometheus", "churn-api", "pgadmin",
     }  # fmt: skip
     assert all(r[2] == "True" for r in rows), ps.stdout
     master = _get_json(_url(stack["env"], "SPARK_UI", "/json/"))
@@ -216,7 +218,7 @@ def test_every_service_is_up_healthy_and_uses_the_configured_postgres_and_redis(
     assert logged_in == {"kpi_loader"}, logged_in
     # Prometheus scrapes every exporter and the gateway, and the exporters reach PostgreSQL and Redis
     targets = eventually(
-        "every target scraped", lambda: _promql(stack, "up") if len(_promql(stack, "up")) == 5 else None
+        "every target scraped", lambda: _promql(stack, "up") if len(_promql(stack, "up")) == 6 else None
     )
     assert targets == {(("instance", t), ("job", j)): 1.0 for j, t in _scraped(stack).items()}, targets
     assert _promql(stack, "pg_up") == {(("instance", _scraped(stack)["postgres"]), ("job", "postgres")): 1.0}
@@ -240,7 +242,8 @@ def _scraped(info: dict) -> dict[str, str]:
     return {
         job: f"127.0.0.1:{env[f'STACK_{port}_PORT']}"
         for job, port in (("pushgateway", "PUSHGATEWAY"), ("prometheus", "PROMETHEUS"),
-                          ("postgres", "POSTGRES_EXPORTER"), ("redis", "REDIS_EXPORTER"), ("node", "NODE_EXPORTER"))
+                          ("postgres", "POSTGRES_EXPORTER"), ("redis", "REDIS_EXPORTER"), ("node", "NODE_EXPORTER"),
+                          ("churn-api", "SERVING"))
     }  # fmt: skip
 
 
@@ -409,11 +412,48 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
         page.get_by_role("button", name="Score", exact=True).click()
         page.get_by_text("· churn_model v1 ·").wait_for(timeout=60_000)
 
+    # the stack's REST API serves the production model (picked up within its alias poll), and Prometheus
+    # scrapes its answers' latency
+    model = eventually("the API serving version 1", lambda: _served_model(env), timeout=60)
+    assert model["version"] == 1
+    record = model["inputs"]
+    request = urllib.request.Request(
+        _url(env, "SERVING", "/invocations"),
+        data=json.dumps({"dataframe_records": [_scoring_row(record)]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        assert answer.headers["X-Model-Version"] == "1"
+        (prediction,) = json.load(answer)["predictions"]
+    assert 0 <= prediction["probability"] <= 1
+    served = eventually(
+        "the API's answers in Prometheus",
+        lambda: _promql(stack, 'kpi_serving_request_seconds_count{job="churn-api",status="200"}'),
+    )
+    assert set(served.values()) == {1.0}
+    assert set(_promql(stack, "kpi_serving_model_version").values()) == {1.0}
+
     drift = _control(env, "churn-drift")
     assert drift.returncode == 0, drift.stdout[-3000:] + drift.stderr[-3000:]
     print(drift.stdout)
     keys = _s3_keys(stack, "mlflow-artifacts", "drift-reports/")
     assert {k.rsplit("/", 1)[1] for k in keys} >= {"report.html", "summary.json"}
+
+
+def _served_model(env: dict) -> dict | None:
+    """What the stack's REST API serves (GET /model), None while it serves nothing (503)."""
+    try:
+        return _get_json(_url(env, "SERVING", "/model"))
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503, exc
+        return None
+
+
+def _scoring_row(inputs: dict[str, str]) -> dict:
+    """A customer as the API's input schema (GET /model) names and types its columns: ones for numbers, a
+    city and segment the model never saw (scored as unknown)."""
+    return {column: "unseen" if kind == "string" else (1 if kind in ("long", "integer") else 1.0)
+            for column, kind in inputs.items()}  # fmt: skip
 
 
 def _days_ago(days: int) -> date:

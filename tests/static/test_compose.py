@@ -577,7 +577,7 @@ def test_metrics_programs_are_the_debian_releases_and_see_the_same_configuration
         compose_prometheus_config(native.settings).split("\n", 1)[1]
     )  # the same jobs, in the same order, as the native stack scrapes
     jobs = [scrape["job_name"] for scrape in native_config["scrape_configs"]]
-    assert jobs == ["pushgateway", "prometheus", "postgres", "redis", "node"]
+    assert jobs == ["pushgateway", "prometheus", "postgres", "redis", "node", "churn-api"]
 
 
 def test_compose_environments_have_the_native_names_and_values(native, services, dotenv):

@@ -226,6 +226,34 @@ def load_version(tracking_uri: str, name: str, version: int, alias: str) -> Serv
 # --- the ASGI app --------------------------------------------------------------------------------------------------
 
 
+# seconds to answer POST /invocations: the targets (p99 <= 50 ms, docs/benchmarks.md) fall between buckets
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ServingMetrics:
+    """What Prometheus scrapes from the API at GET /metrics (the stacks' `churn-api` job): the time to answer
+    each scoring request by status (its `_count` by status is the request and error count) and the version
+    served. Its own registry: nothing of the process's other collectors."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "kpi_serving_request_seconds", "Time to answer POST /invocations, by HTTP status", ["status"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.version = Gauge(
+            "kpi_serving_model_version", "The registered version served (0: none yet)", registry=self.registry
+        )
+
+    def exposition(self, served: ServedModel | None) -> tuple[bytes, bytes]:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        self.version.set(served.version if served else 0)
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST.encode()
+
+
 class ScoringApi:
     """Routes each request to the version served when it arrived; `served` is swapped by `AliasWatcher`."""
 
@@ -235,6 +263,7 @@ class ScoringApi:
         self.limits = limits
         self.served: ServedModel | None = None
         self.waiting = f"no version of {name} holds the alias {alias!r} yet"  # why nothing is served
+        self.metrics = ServingMetrics()
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan is off; no websockets here
@@ -242,7 +271,22 @@ class ScoringApi:
         served = self.served  # one version per request, even if the alias moves meanwhile
         path = scope["path"]
         if path == "/invocations" and scope["method"] == "POST":
-            await self._invocations(served, scope, receive, send)
+            began, status = time.perf_counter(), 0
+
+            async def noted(
+                message: Message,
+            ) -> None:  # timed to the answer's last byte, not the app's return
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                elif message["type"] == "http.response.body" and not message.get("more_body"):
+                    self.metrics.latency.labels(str(status)).observe(time.perf_counter() - began)
+                await send(message)
+
+            await self._invocations(served, scope, receive, noted)
+        elif path == "/metrics":
+            body, content_type = self.metrics.exposition(served)
+            await _send_bytes(send, 200, body, content_type)
         elif path == "/model":
             if served is None:
                 await _send(send, Refusal(503, self.waiting, "TEMPORARILY_UNAVAILABLE"))

@@ -168,6 +168,36 @@ def test_the_served_version_is_in_the_headers_and_in_get_model(api, reference):
     assert status == 200 and version.decode() == __import__("mlflow").__version__
 
 
+def _scraped(url: str) -> dict[str, float]:
+    """GET /metrics, parsed by prometheus-client's own parser: sample name{labels} -> value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, headers, body = get(url, "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    return {
+        sample.name + json.dumps(sample.labels, sort_keys=True): sample.value
+        for family in text_string_to_metric_families(body.decode())
+        for sample in family.samples
+    }
+
+
+def test_metrics_count_and_time_each_answer_by_status_and_name_the_served_version(api, reference):
+    before = _scraped(api.url)
+    ok, bad = (
+        'kpi_serving_request_seconds_count{"status": "200"}',
+        'kpi_serving_request_seconds_count{"status": "400"}',
+    )
+    for _ in range(3):
+        assert post(api.url, {"dataframe_records": [_one(reference)]})[0] == 200
+    assert post(api.url, {"dataframe_records": [{"no_such_column": 1}]})[0] == 400
+    after = _scraped(api.url)
+    assert after[ok] - before.get(ok, 0) == 3 and after[bad] - before.get(bad, 0) == 1
+    # every answer fell in some bucket, and one-row answers take well under the 2.5 s bucket
+    fast = 'kpi_serving_request_seconds_bucket{"le": "2.5", "status": "200"}'
+    assert after[fast] - before.get(fast, 0) == 3
+    assert after["kpi_serving_model_version{}"] == api.version
+
+
 def test_shap_values_on_request_are_the_pyfunc_in_process(api, reference):
     frame = reference.frame.head(25)
     status, _, answer = post(api.url, {"dataframe_records": records(frame), "params": {"explain": True}})
