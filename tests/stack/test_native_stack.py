@@ -422,9 +422,12 @@ def test_churn_watchdog_asset_training_mlflow_and_drift(stack):
         data=json.dumps({"dataframe_records": [_scoring_row(record)]}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert answer.headers["X-Model-Version"] == "1"
-        (prediction,) = json.load(answer)["predictions"]
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.headers["X-Model-Version"] == "1"
+            (prediction,) = json.load(answer)["predictions"]
+    except urllib.error.HTTPError as exc:
+        raise AssertionError(f"the API refused the row: {exc.code} {exc.read()[:2000]!r}") from exc
     assert 0 <= prediction["probability"] <= 1
     served = eventually(
         "the API's answers in Prometheus",
@@ -450,10 +453,18 @@ def _served_model(env: dict) -> dict | None:
 
 
 def _scoring_row(inputs: dict[str, str]) -> dict:
-    """A customer as the API's input schema (GET /model) names and types its columns: ones for numbers, a
-    city and segment the model never saw (scored as unknown)."""
-    return {column: "unseen" if kind == "string" else (1 if kind in ("long", "integer") else 1.0)
-            for column, kind in inputs.items()}  # fmt: skip
+    """A customer as the API's input schema (GET /model) names and types its columns: each number 1 or its
+    domain's least value above it (age 14), a city and segment the model never saw (scored as unknown)."""
+    from jobs.churn.serving.checks import domain_of
+
+    row = {}
+    for column, kind in inputs.items():
+        low = domain_of(column).low
+        number = max(1, low if low is not None else 1)
+        row[column] = (
+            "unseen" if kind == "string" else (int(number) if kind in ("long", "integer") else float(number))
+        )
+    return row
 
 
 def _days_ago(days: int) -> date:
