@@ -4,7 +4,7 @@
 # are none (so the churn DAGs have input), and the Airflow metadata migration. Idempotent, like `make init`.
 set -eu
 python -m jobs.common.postgres init
-mkdir -p "$AIRFLOW_HOME" "$SPARK_EVENT_LOG_DIR" "$CHURN_SOURCE_DIR"
+mkdir -p "$AIRFLOW_HOME" "$SPARK_EVENT_LOG_DIR" "$CHURN_SOURCE_DIR" /opt/kpidelivery/var/stack/openlineage
 python -c 'import json, os; print(json.dumps({os.environ["STACK_AIRFLOW_USER"]: os.environ["STACK_AIRFLOW_PASSWORD"]}))' \
     > "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
 if ! ls "$CHURN_SOURCE_DIR"/*.csv > /dev/null 2>&1; then

@@ -90,6 +90,14 @@ def job_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+OPENLINEAGE_NAMESPACE = "kpidelivery"
+
+
+def openlineage_events(settings: Settings) -> Path:
+    """Where Airflow's OpenLineage provider appends its events (file transport: one JSON line per event)."""
+    return settings.stack.dir / "openlineage" / "events.jsonl"
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """One environment for every Airflow process (they must share the JWT secret, DB, broker)."""
     st, store = settings.stack, settings.object_store
@@ -125,6 +133,11 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": "s3://airflow-logs/logs",
         "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": "object_store",
         "AIRFLOW_CONN_OBJECT_STORE": json.dumps(object_store_conn),
+        # OpenLineage events of every DAG run and task try (the provider's listener), one JSON line each
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": OPENLINEAGE_NAMESPACE,
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+            {"type": "file", "log_file_path": str(openlineage_events(settings)), "append": True}
+        ),
         "AIRFLOW_CONN_SPARK_DEFAULT": st.spark_master_url,
         **job_env(settings),
     }
@@ -500,7 +513,8 @@ def init(settings: Settings) -> None:
         if not ensure_database(pg, name, owner=pg.loader_user):
             hand_over(pg, name, pg.loader_user)
     st = settings.stack
-    for folder in (st.dir / "airflow", st.dir / "logs", st.dir / "spark-work", settings.spark.event_log_dir):
+    for folder in (st.dir / "airflow", st.dir / "logs", st.dir / "spark-work", settings.spark.event_log_dir,
+                   openlineage_events(settings).parent):  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
     source = settings.churn.source_dir
     if not any(source.glob("*.csv")):  # the embedded default's churn files, so the churn DAGs have input
