@@ -247,6 +247,16 @@ def _scraped(info: dict) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _lineage_events(info: dict, run_id: str) -> set[tuple[str, str]]:
+    """(job name, event type) of the OpenLineage events of one DAG run, from the stack's file transport; each
+    must be in the namespace of the stack."""
+    path = Path(info["env"]["STACK_DIR"]) / "openlineage" / "events.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    mine = [e for e in events if run_id in json.dumps(e["run"].get("facets", {}))]
+    assert {e["job"]["namespace"] for e in mine} <= {"kpidelivery"}
+    return {(e["job"]["name"], e["eventType"]) for e in mine}
+
+
 def _listening_addresses(info: dict) -> dict[str, set[str]]:
     """Every address a process of the stack (each service and its children: JVMs, workers) listens on, with
     the services and commands listening there (`::ffff:127.0.0.1` is IPv4 loopback as an IPv6 socket has it)."""
@@ -307,6 +317,14 @@ def test_crypto_dag_through_the_rest_api(stack):
         lambda: _promql(stack, 'airflow_dag_latest_run_failed{dag_id="crypto_events_dag"}'),
     )
     assert [dict(labels)["run_id"] for labels in latest] == [run_id] and set(latest.values()) == {0.0}
+    # Airflow's OpenLineage provider wrote a START and a COMPLETE event for the run and for each of its tasks
+    tasks = ("simulate_upstream", "validate", "merge", "reconcile")
+    wanted = {(name, kind) for name in ("crypto_events_dag", *(f"crypto_events_dag.{t}" for t in tasks))
+              for kind in ("START", "COMPLETE")}  # fmt: skip
+    emitted = eventually(
+        "the run's OpenLineage events", lambda: _lineage_events(stack, run_id) >= wanted or None
+    )
+    assert emitted
     durations = _promql(stack, 'airflow_task_latest_try_duration_seconds{dag_id="crypto_events_dag"}')
     assert {dict(labels)["task_id"] for labels in durations} == {
         "simulate_upstream",
