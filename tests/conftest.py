@@ -43,20 +43,6 @@ CRYPTO_TABLES = (
 )
 
 
-# `make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`): one runs the native stack test, which has
-# a PostgreSQL, a Redis and ports of its own, and the service-free unit and static tests; the other runs every
-# test that shares the test database (kpidelivery_test), one after another as before. Half of the stack test is
-# waiting for Airflow, so the two overlap well on two cores.
-SELF_CONTAINED = ("tests/stack/", "tests/unit/", "tests/static/")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = item.path.relative_to(Path(config.rootpath)).as_posix()
-        group = "self-contained" if path.startswith(SELF_CONTAINED) else "shared-database"
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope="session")
 def settings():
     from jobs.common.config import load_settings
