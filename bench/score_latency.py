@@ -54,9 +54,8 @@ def main() -> None:
     from jobs.churn.contract.spec import load_spec, parse_spec, spec_to_dict
     from jobs.churn.deployment.scorer.export import export_scorer
     from jobs.churn.deployment.scorer.score import ChurnScorer
-    from jobs.churn.features.build import build_features
     from jobs.churn.features.shares import with_shares
-    from jobs.churn.simulate.generate import ChurnGenConfig, as_raw_frames, generate
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate, generated_features
     from jobs.churn.training.search import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
@@ -65,11 +64,7 @@ def main() -> None:
     setup_logging()
     spark = build_session("bench-score-latency", load_settings().spark, master="local[2]")
     tables, _, _ = generate(ChurnGenConfig(customers=5000, snapshot=T, seed=21))
-    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
-    features = build_features(
-        frames["PAYMENTS"], frames["ACTIVE_USER"], frames["DEMOGRAFICOS"], frames["DINERO_CUENTA"],
-        frames["MARKETPLACE_DATA"], T,
-    ).cache()  # fmt: skip
+    features = generated_features(spark, tables, T).cache()
     base = spec_to_dict(load_spec("churn.yaml"))
     grids = {
         "logistic_regression": {"regParam": [0.01]},

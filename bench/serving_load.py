@@ -49,9 +49,8 @@ def prepare(folder: Path) -> None:
     from jobs.churn.contract.spec import load_spec, parse_spec, spec_to_dict
     from jobs.churn.deployment.scorer.export import export_scorer, save_scorer
     from jobs.churn.deployment.scorer.pyfunc import ChurnPyfuncModel, pyfunc_requirements, pyfunc_signature
-    from jobs.churn.features.build import build_features
     from jobs.churn.features.shares import with_shares
-    from jobs.churn.simulate.generate import ChurnGenConfig, as_raw_frames, generate
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate, generated_features
     from jobs.churn.training.search import train_model
     from jobs.common.config import load_settings
     from jobs.common.logs import setup_logging
@@ -61,11 +60,7 @@ def prepare(folder: Path) -> None:
     snapshot = date(2026, 9, 1)
     spark = build_session("bench-serving-load", load_settings().spark, master="local[2]")
     tables, _, _ = generate(ChurnGenConfig(customers=5000, snapshot=snapshot, seed=31))
-    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
-    features = build_features(
-        frames["PAYMENTS"], frames["ACTIVE_USER"], frames["DEMOGRAFICOS"], frames["DINERO_CUENTA"],
-        frames["MARKETPLACE_DATA"], snapshot,
-    ).cache()  # fmt: skip
+    features = generated_features(spark, tables, snapshot).cache()
     spec = parse_spec(
         {
             **spec_to_dict(load_spec("churn.yaml")),

@@ -10,8 +10,6 @@ and evaluates the alert rules of prometheus/alerts.yml.
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -146,18 +144,10 @@ def exporter_dsn(settings: Settings) -> str:
     )
 
 
-def _answers(url: str, contains: str = "") -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200 and contains in response.read().decode(errors="replace")
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def stack_services(settings: Settings) -> list[Service]:
     """The native stack's Prometheus, Pushgateway and exporters (third-party programs: none of the project's
     environment), all on the stack's address."""
-    from infrastructure.native.stack import Service
+    from infrastructure.native.stack import Service, answers
 
     st = settings.stack
     home = st.dir / "prometheus"
@@ -190,33 +180,33 @@ def stack_services(settings: Settings) -> list[Service]:
         Service(
             "pushgateway",
             pushgateway_command(at["pushgateway"], st.dir / "pushgateway" / "metrics"),
-            lambda: _answers(f"http://{at['pushgateway']}/-/healthy"),
+            lambda: answers(f"http://{at['pushgateway']}/-/healthy"),
             project=False,
             prepare=gateway_folder,
         ),
         Service(
             "postgres-exporter",
             postgres_exporter_command(at["postgres"]),
-            lambda: _answers(f"http://{at['postgres']}/metrics", "pg_up 1"),
+            lambda: answers(f"http://{at['postgres']}/metrics", "pg_up 1"),
             env={"DATA_SOURCE_NAME": exporter_dsn(settings)},
             project=False,
         ),
         Service(
             "redis-exporter",
             redis_exporter_command(st.redis_url, at["redis"]),
-            lambda: _answers(f"http://{at['redis']}/metrics", "redis_up 1"),
+            lambda: answers(f"http://{at['redis']}/metrics", "redis_up 1"),
             project=False,
         ),
         Service(
             "node-exporter",
             node_exporter_command(at["node"]),
-            lambda: _answers(f"http://{at['node']}/metrics"),
+            lambda: answers(f"http://{at['node']}/metrics"),
             project=False,
         ),
         Service(
             "prometheus",
             prometheus_command(config, home / "data", at["prometheus"]),
-            lambda: _answers(f"http://{at['prometheus']}/-/ready"),
+            lambda: answers(f"http://{at['prometheus']}/-/ready"),
             project=False,
             prepare=write_config,
         ),

@@ -185,10 +185,11 @@ def _get_json(url: str, timeout: float = 3.0):
         return json.load(response)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str, contains: str = "") -> bool:
+    """The health probe: `url` answers 200 (and its body holds `contains`)."""
     try:
         with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200
+            return response.status == 200 and contains in response.read().decode(errors="replace")
     except (OSError, urllib.error.URLError):
         return False
 
@@ -244,7 +245,7 @@ def services(settings: Settings) -> list[Service]:
         Service(
             "s3",
             [py, "-m", "moto.server", "-H", st.host, "-p", str(st.s3_port)],
-            lambda: _answers(f"{st.s3_url}/moto-api/"),
+            lambda: answers(f"{st.s3_url}/moto-api/"),
         ),
         Service(
             "spark-master",
@@ -282,7 +283,7 @@ def services(settings: Settings) -> list[Service]:
         Service(
             "spark-history",
             [spark_class, "org.apache.spark.deploy.history.HistoryServer"],
-            lambda: _answers(f"http://{st.host}:{st.spark_history_port}/api/v1/applications"),
+            lambda: answers(f"http://{st.host}:{st.spark_history_port}/api/v1/applications"),
             env={
                 "SPARK_HISTORY_OPTS": f"-Dspark.history.fs.logDirectory={events} "
                 f"-Dspark.history.ui.port={st.spark_history_port} -Dspark.history.fs.update.interval=5s"
@@ -307,7 +308,7 @@ def services(settings: Settings) -> list[Service]:
                 "--workers",
                 "1",
             ],
-            lambda: _answers(f"{st.mlflow_url}/health"),
+            lambda: answers(f"{st.mlflow_url}/health"),
             env={
                 "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # else 13 processes, 2.9 GiB (DESIGN.md)
                 "MLFLOW_S3_ENDPOINT_URL": st.s3_url,
@@ -320,7 +321,7 @@ def services(settings: Settings) -> list[Service]:
         Service(
             "airflow-api-server",
             [py, "-m", "airflow", "api-server", "--host", st.host, "--port", str(st.airflow_port)],
-            lambda: _answers(f"{st.airflow_url}/api/v2/monitor/health"),
+            lambda: answers(f"{st.airflow_url}/api/v2/monitor/health"),
         ),
         Service(
             "airflow-scheduler",
@@ -354,12 +355,12 @@ def services(settings: Settings) -> list[Service]:
         Service(
             "streamlit",
             [py, "-m", "app", "--host", st.host, "--port", str(settings.app.port)],
-            lambda: _answers(f"http://{st.host}:{settings.app.port}/_stcore/health"),
+            lambda: answers(f"http://{st.host}:{settings.app.port}/_stcore/health"),
         ),
         Service(  # /ping answers also before the first production model exists (docs/serving.md)
             "churn-api",
             [py, "-m", "jobs.churn.serving", "--host", st.host, "--port", str(st.serving_port)],
-            lambda: _answers(f"http://{st.host}:{st.serving_port}/ping"),
+            lambda: answers(f"http://{st.host}:{st.serving_port}/ping"),
         ),
         Service(
             "jupyterlab",
@@ -376,7 +377,7 @@ def services(settings: Settings) -> list[Service]:
                 "--ServerApp.root_dir",
                 str(NOTEBOOKS_DIR),
             ],
-            lambda: _answers(f"http://{st.host}:{st.jupyter_port}/api/status?token={token}"),
+            lambda: answers(f"http://{st.host}:{st.jupyter_port}/api/status?token={token}"),
             env={
                 "JUPYTER_TOKEN": token,
                 "JUPYTER_CONFIG_DIR": str(st.dir / "jupyter" / "config"),

@@ -22,8 +22,6 @@ import json
 import os
 import subprocess
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -188,22 +186,13 @@ def prepare(settings: Settings) -> None:
          expect=f"{len(wanted['Servers'])} Server(s)")  # fmt: skip
 
 
-def answers(settings: Settings) -> bool:
-    """pgAdmin's health URL, the one compose's health check reads."""
-    try:
-        with urllib.request.urlopen(f"{url(settings)}/misc/ping", timeout=3) as response:
-            return response.status == 200
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def service(settings: Settings) -> Service:
-    from infrastructure.native.stack import Service
+    from infrastructure.native.stack import Service, answers
 
     return Service(
         "pgadmin",
         [str(settings.pgadmin.venv / "bin" / "pgadmin4")],
-        lambda: answers(settings),
+        lambda: answers(f"{url(settings)}/misc/ping"),  # what compose's health check reads
         env=env(settings),
         project=False,
         prepare=lambda: prepare(settings),

@@ -166,6 +166,17 @@ def as_raw_frames(tables: dict[str, dict[str, np.ndarray]]) -> dict:
     return frames
 
 
+def generated_features(spark, tables: dict[str, dict[str, np.ndarray]], snapshot: date):
+    """The feature table of generated tables at `snapshot` (Spark, without a database: tests, benchmarks)."""
+    from jobs.churn.features.build import build_features
+
+    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
+    return build_features(
+        frames["PAYMENTS"], frames["ACTIVE_USER"], frames["DEMOGRAFICOS"], frames["DINERO_CUENTA"],
+        frames["MARKETPLACE_DATA"], snapshot,
+    )  # fmt: skip
+
+
 def _payments(
     rng, cfg: ChurnGenConfig, ids: np.ndarray, e: np.ndarray, counts: dict[int, np.ndarray]
 ) -> dict:

@@ -351,13 +351,10 @@ def _features_parquet(spark, path: Path, seed: int, drift: float, customers: int
     # within reach of the 0.1 threshold between two samples of one population
     import pyarrow.parquet as pq
 
-    from jobs.churn.features.build import build_features
-    from jobs.churn.simulate.generate import ChurnGenConfig, as_raw_frames, generate
+    from jobs.churn.simulate.generate import ChurnGenConfig, generate, generated_features
 
     tables, _, _ = generate(ChurnGenConfig(customers=customers, snapshot=T, seed=seed, drift=drift))
-    frames = {name: spark.createDataFrame(frame) for name, frame in as_raw_frames(tables).items()}
-    features = build_features(*(frames[n] for n in ("PAYMENTS", "ACTIVE_USER", "DEMOGRAFICOS", "DINERO_CUENTA",
-                                                    "MARKETPLACE_DATA")), T)  # fmt: skip
+    features = generated_features(spark, tables, T)
     pq.write_table(features.toArrow(), path)  # Arrow keeps the segment map a map
     return path
 
