@@ -35,7 +35,11 @@ log = logging.getLogger(__name__)
 INIT_DDL_DIR = PROJECT_ROOT / "database" / "sql" / "init"
 EMBEDDED_DIR = PROJECT_ROOT / "var" / "embedded-postgres"
 _STATE_FILE = EMBEDDED_DIR / "connection.json"
-_DDL_LOCK_KEY = 824_311_001  # advisory lock id: one DDL application at a time
+# advisory lock id: one DDL application at a time in the whole cluster. Taken in the maintenance database
+# `postgres`: an advisory lock is scoped to the database it is taken in, and the roles are the cluster's (two
+# databases initialised at once each ALTER ROLE the same rows: "tuple concurrently updated")
+_DDL_LOCK_KEY = 824_311_001
+_LOCK_DB = "postgres"
 EMBEDDED_ADMIN = "postgres"  # the superuser `initdb -U` creates in the embedded server
 
 
@@ -167,8 +171,13 @@ def apply_init_ddl(pg: PostgresSettings, ddl_dir: Path = INIT_DDL_DIR) -> list[s
     """(admin) Applies every ``*.sql`` under database/sql/init in name order (each file is idempotent), sets
     the roles' passwords from the settings, and records the DDL's digest that jobs check."""
     files = sorted(ddl_dir.glob("*.sql"))
-    with connect(pg, role="admin") as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
+    with (
+        connect(pg, dbname=_LOCK_DB, role="admin") as lock,
+        lock.transaction(),
+        connect(pg, role="admin") as conn,
+        conn.transaction(),
+    ):
+        lock.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))  # released after this DDL commits
         for path in files:
             conn.execute(path.read_text())
         for role in ("loader", "analyst"):

@@ -23,6 +23,7 @@ from jobs.common.postgres import (
     connect,
     ensure_database,
     init_ddl_digest,
+    prepare_database,
 )
 
 pytestmark = pytest.mark.integration
@@ -198,3 +199,38 @@ def test_a_spark_submit_task_driver_and_its_ui_listen_on_loopback_only(tmp_path,
     seen = json.loads(out.read_text())
     assert {ip.removeprefix("::ffff:") for ip in seen["ip"]} == {"127.0.0.1"}, seen  # IPv4 or mapped
     assert seen["ui"].startswith(("http://127.0.0.1:", "http://localhost:")), seen
+
+
+def test_two_databases_of_one_server_initialised_at_once_both_succeed(pg):
+    """The roles are the cluster's: each init alters their rows, so inits of two databases must take turns
+    (a lock per database let half of them fail with "tuple concurrently updated")."""
+    import threading
+
+    pair = [pg.model_copy(update={"db": f"{pg.db}_init_{k}"}) for k in ("a", "b")]
+    failures: list[str] = []
+
+    def init_repeatedly(target) -> None:
+        for _ in range(10):
+            try:
+                apply_init_ddl(target)
+            except Exception as exc:  # collected: the assertion below names every failure
+                failures.append(repr(exc))
+
+    try:
+        for target in pair:
+            prepare_database(target)
+        threads = [threading.Thread(target=init_repeatedly, args=(target,)) for target in pair]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        for target in pair:
+            with connect(target, role="admin") as conn:
+                assert conn.execute("SELECT count(*) FROM dqm.init_ddl").fetchone()[0] == 1
+    finally:
+        with connect(pg, dbname="postgres", role="admin") as conn:
+            for target in pair:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(target.db))
+                )
