@@ -129,6 +129,10 @@ class SparkSettings(_Section):
     shuffle_partitions: int = Field(8, ge=1)
     jdbc_jar: Path = Path("/usr/share/java/postgresql.jar")
     event_log_dir: Path = Path("var/spark-events")
+    # JVM options of every driver and executor a job starts (SPARK_JVM_OPTIONS). Empty: the JVM's defaults,
+    # right for long jobs on real data. Short jobs on small data (the tests, the demo) spend half their CPU
+    # in the C2 JIT compiler: `-XX:TieredStopAtLevel=1` halves it (docs/benchmarks.md).
+    jvm_options: str = ""
 
     @field_validator("master_url")
     @classmethod

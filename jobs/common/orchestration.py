@@ -61,23 +61,19 @@ def spark_task(task_id: str, script: str, args: list[str], **kwargs: Any):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     from jobs.common.config import load_settings
-    from jobs.common.spark import local_ip
+    from jobs.common.spark import launch_conf, local_ip
 
-    jar = os.environ.get("SPARK_JDBC_JAR", "/usr/share/java/postgresql.jar")
-    events = load_settings().spark.event_log_dir  # the history server's folder (SPARK_EVENT_LOG_DIR)
+    spark = load_settings().spark
+    events = spark.event_log_dir  # the history server's folder (SPARK_EVENT_LOG_DIR)
     return _final_on_decided_exits(SparkSubmitOperator)(
         task_id=task_id,
         application=str(PROJECT_ROOT / script),
         application_args=args,
         conn_id=SPARK_CONN_ID,
         deploy_mode="client",
-        jars=jar,
+        jars=str(spark.jdbc_jar),
         name=f"kpidelivery-{task_id}",
-        conf={
-            "spark.eventLog.enabled": "true",
-            "spark.eventLog.dir": events.as_uri(),
-            "spark.master.rest.enabled": "false",
-        },
+        conf=launch_conf(spark),
         on_execute_callback=lambda _: events.mkdir(parents=True, exist_ok=True),  # before the JVM needs it
         env_vars={
             "SPARK_LOCAL_IP": local_ip(),  # the driver and its UI bind there (loopback unless a container)

@@ -122,17 +122,30 @@ def build_session(app_name: str, spark: SparkSettings, master: str | None = None
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.ansi.enabled": "true",
-        "spark.eventLog.enabled": "true",
-        "spark.eventLog.dir": spark.event_log_dir.as_uri(),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.master.rest.enabled": "false",
+        **launch_conf(spark),
     }
     for key, value in conf.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
+
+
+def launch_conf(spark: SparkSettings) -> dict[str, str]:
+    """Spark properties that every way of starting a job sets (a session built here, `submit_command`, the
+    DAGs' SparkSubmitOperator): the history server's event log, no REST submission port, and the JVM options
+    of the driver and its executors (SPARK_JVM_OPTIONS), which must be known before the driver JVM starts."""
+    conf = {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": spark.event_log_dir.as_uri(),
+        "spark.master.rest.enabled": "false",
+    }
+    if spark.jvm_options.strip():
+        conf["spark.driver.extraJavaOptions"] = spark.jvm_options.strip()
+        conf["spark.executor.extraJavaOptions"] = spark.jvm_options.strip()
+    return conf
 
 
 def under_spark_submit() -> bool:
@@ -160,8 +173,7 @@ def submit_command(
         spark.executor_memory,
         "--jars",
         str(spark.jdbc_jar),
-        "--conf",
-        f"spark.eventLog.dir={spark.event_log_dir.as_uri()}",
+        *(arg for key, value in launch_conf(spark).items() for arg in ("--conf", f"{key}={value}")),
         str(script),
         *args,
     ]

@@ -341,11 +341,23 @@ def test_crypto_dag_through_the_rest_api(stack):
     apps = _get_json(_url(stack["env"], "SPARK_UI", "/json/"))["completedapps"]
     assert any(a["name"] == app for a in apps), apps  # it ran on the standalone worker
     deadline = time.monotonic() + 60
-    while not any(
-        a["name"] == app for a in _get_json(_url(stack["env"], "SPARK_HISTORY", "/api/v1/applications"))
+    while not (
+        listed := [
+            a
+            for a in _get_json(_url(stack["env"], "SPARK_HISTORY", "/api/v1/applications"))
+            if a["name"] == app
+        ]
     ):
         assert time.monotonic() < deadline, "the history server never listed the application"
         time.sleep(2)
+    # the stack's jobs start their driver and executors with SPARK_JVM_OPTIONS (the tests set it)
+    environment = _get_json(
+        _url(stack["env"], "SPARK_HISTORY", f"/api/v1/applications/{listed[0]['id']}/environment")
+    )
+    properties = dict(environment["sparkProperties"])
+    options = stack["env"]["SPARK_JVM_OPTIONS"]
+    assert options and properties.get("spark.executor.extraJavaOptions") == options, properties
+    assert properties.get("spark.driver.extraJavaOptions") == options, properties
 
 
 def test_a_blocked_run_fails_its_dag_without_retrying_and_fires_its_alerts(stack):

@@ -41,6 +41,21 @@ def test_job_runs_under_spark_submit(db, pg, settings):
     assert (status, dag_run, inserted) == ("merged", "spark-submit-test", 20)
 
 
+def test_a_submitted_jobs_driver_jvm_runs_with_spark_jvm_options(settings):
+    """SPARK_JVM_OPTIONS (set for the tests in tests/conftest.py) reaches the JVM spark-submit starts."""
+    import json
+
+    options = settings.spark.jvm_options.split()
+    assert options, "the tests run their job JVMs with SPARK_JVM_OPTIONS"
+    argv, env = submit_command(
+        PROJECT_ROOT / "tests/integration/common/jvm_arguments.py", [], settings.spark, master="local[1]"
+    )
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("JVM ")]
+    assert set(options) <= set(json.loads(line.removeprefix("JVM "))), line
+
+
 def _free_port() -> int:
     import socket
 

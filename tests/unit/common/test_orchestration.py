@@ -1,5 +1,7 @@
 """The spark-submit task factory: a job's decided exits (bad input, blocked) fail the task for good, anything
-else is left to the retries. A real SparkSubmitOperator runs a stand-in `spark-submit` that exits as told."""
+else is left to the retries; it launches with the same Spark properties as every other way of starting a job,
+SPARK_JVM_OPTIONS included. A real SparkSubmitOperator runs a stand-in `spark-submit` that records its command
+line and exits as told."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ def spark_submit_exiting(tmp_path, monkeypatch):
     def exiting(code: int) -> None:
         script = tmp_path / "bin" / "spark-submit"
         script.parent.mkdir(exist_ok=True)
-        script.write_text(f"#!/bin/sh\necho 'the job ran'\nexit {code}\n")
+        script.write_text(
+            f'#!/bin/sh\nfor a in "$@"; do echo "$a"; done > {tmp_path / "argv"}\nexit {code}\n'
+        )
         script.chmod(script.stat().st_mode | stat.S_IEXEC)
         monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.delenv("SPARK_HOME", raising=False)  # else the hook runs $SPARK_HOME/bin/spark-submit
@@ -45,3 +49,47 @@ def test_a_job_that_succeeds_passes(spark_submit_exiting):
 
     spark_submit_exiting(0)
     spark_task("validate", "jobs/crypto_events/__main__.py", ["--date", "2026-11-20"]).execute({})
+
+
+OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def test_launch_conf_carries_the_jvm_options_to_driver_and_executors(tmp_path):
+    from jobs.common.config import SparkSettings
+    from jobs.common.spark import launch_conf
+
+    plain = launch_conf(SparkSettings(event_log_dir=tmp_path, jvm_options=""))
+    assert plain == {
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": tmp_path.as_uri(),
+        "spark.master.rest.enabled": "false",
+    }
+    tuned = launch_conf(SparkSettings(event_log_dir=tmp_path, jvm_options=f"  {OPTIONS} "))
+    assert tuned == {
+        **plain,
+        "spark.driver.extraJavaOptions": OPTIONS,
+        "spark.executor.extraJavaOptions": OPTIONS,
+    }
+
+
+def test_submit_command_and_the_dag_task_pass_the_same_launch_conf(
+    spark_submit_exiting, tmp_path, monkeypatch
+):
+    """(That a job's JVM runs with the options: tests/integration/common/test_entrypoints.py.)"""
+    from jobs.common.config import load_settings
+    from jobs.common.orchestration import spark_task
+    from jobs.common.spark import launch_conf, submit_command
+
+    monkeypatch.setenv("SPARK_JVM_OPTIONS", OPTIONS)
+    spark_submit_exiting(0)
+    spark = load_settings().spark
+    expected = launch_conf(spark)
+    assert expected["spark.executor.extraJavaOptions"] == OPTIONS
+
+    spark_task("validate", "jobs/crypto_events/__main__.py", ["--date", "2026-11-20"]).execute({})
+    from_dag = (tmp_path / "argv").read_text().splitlines()
+    argv, _ = submit_command("jobs/crypto_events/__main__.py", ["--date", "2026-11-20"], spark, "local[1]")
+    for command in (from_dag, argv):
+        confs = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "--conf")
+        assert expected.items() <= confs.items(), command
+        assert command[command.index("--jars") + 1] == str(spark.jdbc_jar)
