@@ -76,18 +76,20 @@ pgadmin-lock: ## re-resolve infrastructure/pgadmin/requirements.txt in a scratch
 demo: setup ## run both workflows (crypto events, churn) on the embedded default and print what they did
 	@$(PY) -m jobs.demo
 
-# `make test` runs two pytest sessions side by side: the native stack test (a PostgreSQL, a Redis and ports of its
-# own) with the service-free unit and static tests, and every test of the shared test database, one after another
-# as before. Half of the stack test waits for Airflow, so the two overlap well on two cores. (pytest-xdist's
-# groups do not work with pytest 9 yet.) Each session prints its own report; the exit code is the first failure's.
-SELF_CONTAINED := tests/stack tests/unit tests/static
+# `make test` runs two pytest sessions side by side, each with a test database of its own on the one server:
+# the native stack test (a PostgreSQL, a Redis and ports of its own), then the Spark-cluster, role and entry-point
+# tests and the service-free unit and static tests; beside it every other test, one after another as before.
+# Half of the stack test waits for Airflow, so the two overlap well on two cores. (pytest-xdist's groups do not
+# work with pytest 9 yet.) Each session prints its own report; the exit code is the first failure's.
+SIDE := tests/stack tests/integration/common tests/unit tests/static
+TEST_DB ?= $(or $(KPI_TEST_DB),kpidelivery_test)
 test: setup browser-deps ## the whole test suite (real PostgreSQL, Redis, Spark, Airflow, MLflow, Chromium)
 	@mkdir -p var; \
-	$(PY) -m pytest $(SELF_CONTAINED) > var/test-self-contained.log 2>&1 & side=$$!; \
-	$(PY) -m pytest $(addprefix --ignore=,$(SELF_CONTAINED)); main=$$?; \
+	KPI_TEST_DB=$(TEST_DB)_side $(PY) -m pytest $(SIDE) > var/test-side.log 2>&1 & side=$$!; \
+	KPI_TEST_DB=$(TEST_DB) $(PY) -m pytest $(addprefix --ignore=,$(SIDE)); main=$$?; \
 	wait $$side; side=$$?; \
-	echo "== $(SELF_CONTAINED) (beside the above; var/test-self-contained.log)"; cat var/test-self-contained.log; \
-	echo "== exit codes: shared-database tests $$main, $(SELF_CONTAINED) $$side"; \
+	echo "== $(SIDE) (beside the above; var/test-side.log)"; cat var/test-side.log; \
+	echo "== exit codes: the other tests $$main, $(SIDE) $$side"; \
 	for rc in $$main $$side; do case $$rc in 0|5) ;; *) exit $$rc;; esac; done; \
 	[ $$main -eq 5 ] && [ $$side -eq 5 ] && exit 5; exit 0
 
