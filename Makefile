@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: crypto-replay help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-serving bench-drift bench-app bench-stack bench-driver-memory \
+.PHONY: crypto-replay help setup system-deps browser-deps app demo test test-fast test-concurrency lint constraints bench-crypto bench-crypto-source bench-churn bench-score bench-serving bench-drift bench-app bench-stack bench-driver-memory bench-jvm \
 	embedded-stop clean init up down destroy reset ps logs dag-run dag-status churn-watchdog churn-train \
 	churn-drift mlops-run
 
@@ -111,6 +111,9 @@ constraints: ## re-resolve constraints.txt from pyproject.toml in a scratch venv
 	@var/constraints-venv/bin/pip install -q -e ".[dev]"
 	@{ head -2 constraints.txt; var/constraints-venv/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	@mv constraints.txt.new constraints.txt && rm -rf var/constraints-venv && echo "constraints.txt updated"
+
+bench-jvm: setup ## a short job's CPU and wall time with SPARK_JVM_OPTIONS=-XX:TieredStopAtLevel=1 vs the JVM's defaults
+	@$(PY) bench/jvm_options.py
 
 bench-crypto: setup ## crypto refresh benchmark vs COPY floor and pure-SQL refresh (100k, 1M and 4M rows)
 	@$(PY) bench/crypto_refresh.py
