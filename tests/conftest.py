@@ -93,7 +93,7 @@ def spark(settings):
     from jobs.common.spark import build_session
 
     # but this session's JVM runs the in-process jobs of the whole test run: there the second tier pays off
-    # (with C1 only, the fuzz and training tests took 1.7x and 2.7x as long)
+    # (a run with C1 everywhere: the fuzz and training tests took 1.7x and 2.7x as long, the suite no less)
     long_lived = settings.spark.model_copy(update={"jvm_options": ""})
     session = build_session("kpidelivery-tests", long_lived, master="local[2]")
     yield session

@@ -588,10 +588,10 @@ def wipe(settings: Settings) -> list[str]:
 
     from psycopg import sql
 
-    from jobs.common.postgres import connect
+    from jobs.common.postgres import MAINTENANCE_DB, connect
 
     removed = []
-    with connect(settings.postgres, dbname="postgres") as conn:
+    with connect(settings.postgres, dbname=MAINTENANCE_DB) as conn:
         conn.autocommit = True
         for name in database_names(settings).values():
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

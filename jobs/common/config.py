@@ -130,8 +130,8 @@ class SparkSettings(_Section):
     jdbc_jar: Path = Path("/usr/share/java/postgresql.jar")
     event_log_dir: Path = Path("var/spark-events")
     # JVM options of every driver and executor a job starts (SPARK_JVM_OPTIONS). Empty: the JVM's defaults,
-    # right for long jobs on real data. Short jobs on small data (the tests, the demo) spend half their CPU
-    # in the C2 JIT compiler: `-XX:TieredStopAtLevel=1` halves it (docs/benchmarks.md).
+    # right for long jobs on real data. For short jobs on small data (the tests, the demo) the C2 JIT costs
+    # more than it wins: `-XX:TieredStopAtLevel=1` takes a short job's CPU to x0.64 (`make bench-jvm`).
     jvm_options: str = ""
 
     @field_validator("master_url")

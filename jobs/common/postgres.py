@@ -35,11 +35,11 @@ log = logging.getLogger(__name__)
 INIT_DDL_DIR = PROJECT_ROOT / "database" / "sql" / "init"
 EMBEDDED_DIR = PROJECT_ROOT / "var" / "embedded-postgres"
 _STATE_FILE = EMBEDDED_DIR / "connection.json"
-# advisory lock id: one DDL application at a time in the whole cluster. Taken in the maintenance database
-# `postgres`: an advisory lock is scoped to the database it is taken in, and the roles are the cluster's (two
-# databases initialised at once each ALTER ROLE the same rows: "tuple concurrently updated")
+MAINTENANCE_DB = "postgres"  # every server has it: where databases are created and dropped, and init's lock
+# advisory lock id: one DDL application at a time in the whole cluster. Taken in MAINTENANCE_DB: an advisory
+# lock is scoped to the database it is taken in, and the roles are the cluster's (two databases initialised
+# at once each ALTER ROLE the same rows: "tuple concurrently updated")
 _DDL_LOCK_KEY = 824_311_001
-_LOCK_DB = "postgres"
 EMBEDDED_ADMIN = "postgres"  # the superuser `initdb -U` creates in the embedded server
 
 
@@ -61,7 +61,7 @@ def connect(pg: PostgresSettings, dbname: str | None = None, role: Role = "loade
 def server_answers(pg: PostgresSettings) -> bool:
     """Whether a server accepts connections at host:port, asked without logging in (libpq's PQping): the
     answer does not depend on which roles exist yet."""
-    return psycopg.pq.PGconn.ping(pg.conninfo("postgres").encode()) == psycopg.pq.Ping.OK
+    return psycopg.pq.PGconn.ping(pg.conninfo(MAINTENANCE_DB).encode()) == psycopg.pq.Ping.OK
 
 
 def resolve_server(pg: PostgresSettings) -> tuple[PostgresSettings, str]:
@@ -113,7 +113,7 @@ def use_server(pg: PostgresSettings) -> None:
 def ensure_database(pg: PostgresSettings, name: str | None = None, owner: str | None = None) -> bool:
     """(admin) Creates a database when missing, owned by `owner` when given; True when it was created."""
     name = name or pg.db
-    with connect(pg, dbname="postgres", role="admin") as conn:
+    with connect(pg, dbname=MAINTENANCE_DB, role="admin") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if exists:
             return False
@@ -146,7 +146,7 @@ def hand_over(pg: PostgresSettings, dbname: str, owner: str) -> int:
     """(admin) A service's database that an earlier release created as the admin becomes `owner`'s, with
     the tables, views, sequences and types of its public schema (Airflow and MLflow migrate their own
     schemas, so they must own them). Idempotent; returns how many objects changed owner."""
-    with connect(pg, dbname="postgres", role="admin") as conn:
+    with connect(pg, dbname=MAINTENANCE_DB, role="admin") as conn:
         conn.execute(
             sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(dbname), sql.Identifier(owner))
         )
@@ -172,7 +172,7 @@ def apply_init_ddl(pg: PostgresSettings, ddl_dir: Path = INIT_DDL_DIR) -> list[s
     the roles' passwords from the settings, and records the DDL's digest that jobs check."""
     files = sorted(ddl_dir.glob("*.sql"))
     with (
-        connect(pg, dbname=_LOCK_DB, role="admin") as lock,
+        connect(pg, dbname=MAINTENANCE_DB, role="admin") as lock,
         lock.transaction(),
         connect(pg, role="admin") as conn,
         conn.transaction(),

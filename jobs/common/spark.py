@@ -142,9 +142,9 @@ def launch_conf(spark: SparkSettings) -> dict[str, str]:
         "spark.eventLog.dir": spark.event_log_dir.as_uri(),
         "spark.master.rest.enabled": "false",
     }
-    if spark.jvm_options.strip():
-        conf["spark.driver.extraJavaOptions"] = spark.jvm_options.strip()
-        conf["spark.executor.extraJavaOptions"] = spark.jvm_options.strip()
+    if options := spark.jvm_options.strip():
+        conf["spark.driver.extraJavaOptions"] = options
+        conf["spark.executor.extraJavaOptions"] = options
     return conf
 
 
